@@ -1,0 +1,3 @@
+module github.com/offcrypt/offcrypt
+
+go 1.26

@@ -1,0 +1,169 @@
+package offload
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"slices"
+)
+
+// An Engine does cryptographic work somewhere else: on an HSM, a TPM, a
+// QuickAssist card or a pool of goroutines. Every operation method returns a
+// Future as soon as the request is admitted and never waits for the device.
+// Admission waits, honouring ctx, while the engine is at its in-flight limit
+// (Info.MaxInFlight), unless the request sets Call.NoWait. An error found
+// before the device is involved (bad input, an unsupported algorithm, a
+// closed engine, ErrBusy) comes back as an already failed future.
+//
+// The context given to an operation bounds the operation: if it ends while
+// the request waits for admission or sits in the engine's queue, the request
+// never reaches the device; if it ends while the device works, the future
+// resolves at once with the context's error and the device's late result is
+// dropped. Either way the engine's slot is freed once the device is done.
+//
+// Engines are safe for concurrent use. Close fails what has not finished
+// with ErrClosed, waits for the device to finish what it was doing, stops
+// the engine's goroutines and releases the device; every call after Close
+// fails with ErrClosed.
+type Engine interface {
+	Info() Info
+	Sign(ctx context.Context, req *SignRequest) *Future[[]byte]
+	Decrypt(ctx context.Context, req *DecryptRequest) *Future[[]byte]
+	Hash(ctx context.Context, req *HashRequest) *Future[HashResult]
+	Cipher(ctx context.Context, req *CipherRequest) *Future[[]byte]
+	Random(ctx context.Context, req *RandomRequest) *Future[[]byte]
+	Stats() Snapshot
+	Close() error
+}
+
+// Importer is implemented by engines that can take in a private key held in
+// process memory (crypto.Signer values of the standard library or circl, or
+// raw AES key bytes).
+type Importer interface {
+	ImportKey(priv any) (*Key, error)
+}
+
+// Generator is implemented by engines that can make new keys.
+type Generator interface {
+	GenerateKey(ctx context.Context, t KeyType, bits int) (*Key, error)
+}
+
+// Info describes an engine: its name, its limits and what it can do.
+type Info struct {
+	Name        string      // short, lowercase: "soft", "pkcs11", "tpm", "qat"
+	MaxInFlight int         // operations admitted at once
+	MaxInline   int         // the largest payload one request may carry, in bytes
+	MinRSABits  int         // smallest RSA modulus accepted, 0 when RSA is not supported
+	MaxRSABits  int         // largest RSA modulus accepted
+	Algorithms  []Algorithm // what the engine can do, in Algorithm order
+}
+
+// Supports reports whether the engine can do a.
+func (i Info) Supports(a Algorithm) bool { return slices.Contains(i.Algorithms, a) }
+
+// Call holds how a request enters an engine. It is embedded in every request.
+type Call struct {
+	// NoWait makes a request that finds the engine at its in-flight limit
+	// fail at once with ErrBusy instead of waiting for a slot.
+	NoWait bool
+
+	// Inline says that the caller will wait for the result straight away, so
+	// an engine whose work runs in process may do it on the caller's
+	// goroutine when a slot is free, saving the hand-off to a worker. The
+	// blocking adapters set it; engines that must run on their own threads
+	// ignore it.
+	Inline bool
+}
+
+// A SignRequest asks for a signature.
+//
+// Exactly one of Digest and Message is set. Digest follows crypto.Signer:
+// the hash of the message when Opts.HashFunc() is not zero, the message
+// itself when it is (Ed25519, Ed448, ML-DSA). Message follows
+// crypto.MessageSigner: always the whole message, which the engine hashes
+// with Opts.HashFunc() itself, on the device where the device can.
+type SignRequest struct {
+	Call
+	Key     *Key
+	Digest  []byte
+	Message []byte
+	// Opts are the standard library's signer options: a crypto.Hash,
+	// *rsa.PSSOptions, *ed25519.Options, or circl's options for Ed448 and
+	// ML-DSA. Nil means crypto.Hash(0).
+	Opts crypto.SignerOpts
+}
+
+// A DecryptRequest asks for an RSA decryption.
+type DecryptRequest struct {
+	Call
+	Key        *Key
+	Ciphertext []byte
+	// Opts are *rsa.OAEPOptions or *rsa.PKCS1v15DecryptOptions; nil means
+	// PKCS #1 v1.5, as in rsa.PrivateKey.Decrypt.
+	Opts crypto.DecrypterOpts
+}
+
+// A HashRequest advances or finishes a hash computation on a stateless
+// engine. The whole state travels with every request, as the standard
+// library marshals it (encoding.BinaryMarshaler on its hash.Hash), so the
+// engine keeps nothing between requests.
+type HashRequest struct {
+	Call
+	Hash crypto.Hash // SHA-224, SHA-256, SHA-384 or SHA-512
+	// State is the marshaled state to resume from; nil starts afresh.
+	State []byte
+	// Data is the input. Unless Final is set it must be whole blocks.
+	Data []byte
+	// Final asks for the digest instead of the next state.
+	Final bool
+}
+
+// HashResult is a hash request's answer: the next State, or when the request
+// was Final, the Sum.
+type HashResult struct {
+	State []byte
+	Sum   []byte
+}
+
+// CipherMode names a block cipher mode.
+type CipherMode uint8
+
+// Block cipher modes.
+const (
+	ModeGCM CipherMode = iota + 1
+	ModeCBC
+	ModeCTR
+)
+
+func (m CipherMode) String() string {
+	switch m {
+	case ModeGCM:
+		return "GCM"
+	case ModeCBC:
+		return "CBC"
+	case ModeCTR:
+		return "CTR"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// A CipherRequest asks for one symmetric operation with an engine-held key.
+type CipherRequest struct {
+	Call
+	Key     *Key
+	Mode    CipherMode
+	Decrypt bool // false encrypts
+	// IV is the nonce (GCM), the IV (CBC) or the initial counter block (CTR).
+	IV []byte
+	// AAD is GCM's additional authenticated data.
+	AAD []byte
+	// Input is the plaintext or ciphertext. For GCM decryption it ends with
+	// the 16-byte tag; CBC input is whole blocks, without padding.
+	Input []byte
+}
+
+// A RandomRequest asks for N random bytes; N may not exceed Info.MaxInline.
+type RandomRequest struct {
+	Call
+	N int
+}

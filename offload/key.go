@@ -1,0 +1,279 @@
+package offload
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"fmt"
+)
+
+// KeyType names the kind of a key.
+type KeyType uint8
+
+// Key types.
+const (
+	KeyECDSAP256 KeyType = iota + 1
+	KeyECDSAP384
+	KeyECDSAP521
+	KeyRSA
+	KeyEd25519
+	KeyEd448
+	KeyMLDSA44
+	KeyMLDSA65
+	KeyMLDSA87
+	KeyAES
+)
+
+var keyTypeNames = map[KeyType]string{
+	KeyECDSAP256: "ECDSA-P256", KeyECDSAP384: "ECDSA-P384", KeyECDSAP521: "ECDSA-P521",
+	KeyRSA: "RSA", KeyEd25519: "Ed25519", KeyEd448: "Ed448",
+	KeyMLDSA44: "ML-DSA-44", KeyMLDSA65: "ML-DSA-65", KeyMLDSA87: "ML-DSA-87", KeyAES: "AES",
+}
+
+func (t KeyType) String() string {
+	if s, ok := keyTypeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("keytype(%d)", uint8(t))
+}
+
+// Algorithm names one thing an engine can do. Info.Algorithms lists them.
+type Algorithm uint8
+
+// Algorithms.
+const (
+	ECDSAP256 Algorithm = iota + 1 // ECDSA sign on P-256, ASN.1 output
+	ECDSAP384
+	ECDSAP521
+	RSAPKCS1v15        // RSA PKCS #1 v1.5 signature
+	RSAPSS             // RSA-PSS signature, every rsa.PSSOptions salt mode
+	RSAOAEP            // RSA-OAEP decryption
+	RSAPKCS1v15Decrypt // RSA PKCS #1 v1.5 decryption
+	Ed25519            // pure Ed25519
+	Ed25519ph          // Ed25519ph (pre-hashed with SHA-512)
+	Ed25519ctx         // Ed25519 with a context string
+	Ed448
+	MLDSA44
+	MLDSA65
+	MLDSA87
+	SHA224
+	SHA256
+	SHA384
+	SHA512
+	AESGCM
+	AESCBC
+	AESCTR
+	Random
+	numAlgorithms
+)
+
+var algNames = [...]string{"", "ECDSA-P256", "ECDSA-P384", "ECDSA-P521", "RSA-PKCS1v15", "RSA-PSS",
+	"RSA-OAEP", "RSA-PKCS1v15-decrypt", "Ed25519", "Ed25519ph", "Ed25519ctx", "Ed448",
+	"ML-DSA-44", "ML-DSA-65", "ML-DSA-87", "SHA-224", "SHA-256", "SHA-384", "SHA-512",
+	"AES-GCM", "AES-CBC", "AES-CTR", "random"}
+
+func (a Algorithm) String() string {
+	if a > 0 && a < numAlgorithms {
+		return algNames[a]
+	}
+	return fmt.Sprintf("algorithm(%d)", uint8(a))
+}
+
+// Op returns the kind of operation a belongs to.
+func (a Algorithm) Op() Op {
+	switch {
+	case a == RSAOAEP || a == RSAPKCS1v15Decrypt:
+		return OpDecrypt
+	case a >= SHA224 && a <= SHA512:
+		return OpHash
+	case a >= AESGCM && a <= AESCTR:
+		return OpCipher
+	case a == Random:
+		return OpRandom
+	}
+	return OpSign
+}
+
+// HashAlgorithm maps a SHA-2 crypto.Hash to its Algorithm.
+func HashAlgorithm(h crypto.Hash) (Algorithm, bool) {
+	switch h {
+	case crypto.SHA224:
+		return SHA224, true
+	case crypto.SHA256:
+		return SHA256, true
+	case crypto.SHA384:
+		return SHA384, true
+	case crypto.SHA512:
+		return SHA512, true
+	}
+	return 0, false
+}
+
+// A Key is a handle on a key that an engine holds. It carries the public
+// half, the key's type and the engine that owns it, so adapters can use it
+// without knowing the engine. The private half never leaves the engine
+// through a Key.
+//
+// Keys are made by engines (ImportKey, GenerateKey, or an engine's own
+// lookup); a Key is safe for concurrent use.
+type Key struct {
+	engine Engine
+	typ    KeyType
+	bits   int
+	pub    crypto.PublicKey
+	handle any
+}
+
+// NewKey is for engine authors: it wraps the engine's own handle on a key
+// (anything; only the engine looks at it) with the key's public half, type
+// and size in bits. pub is nil for secret keys.
+func NewKey(e Engine, t KeyType, bits int, pub crypto.PublicKey, handle any) *Key {
+	return &Key{engine: e, typ: t, bits: bits, pub: pub, handle: handle}
+}
+
+// Engine returns the engine that holds the key.
+func (k *Key) Engine() Engine { return k.engine }
+
+// Type returns the key's type.
+func (k *Key) Type() KeyType { return k.typ }
+
+// Bits returns the key's size in bits: the modulus for RSA, the field for
+// ECDSA, the key for AES.
+func (k *Key) Bits() int { return k.bits }
+
+// Public returns the public key, as the standard library (or circl) types
+// it: *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey, and so on. It is
+// nil for secret keys.
+func (k *Key) Public() crypto.PublicKey { return k.pub }
+
+// Handle returns the engine's own handle on the key. Only the engine that
+// made the key should use it.
+func (k *Key) Handle() any { return k.handle }
+
+// Check validates a sign request the way every engine must before it goes
+// near a device, and returns the algorithm it asks for. Engines call it and
+// then check the algorithm against their Info. Errors wrap ErrInvalid.
+func (r *SignRequest) Check() (Algorithm, error) {
+	if r.Key == nil {
+		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
+	}
+	if r.Digest != nil && r.Message != nil {
+		return 0, fmt.Errorf("%w: both Digest and Message are set", ErrInvalid)
+	}
+	h := r.hashFunc()
+	if h != 0 && !h.Available() {
+		return 0, fmt.Errorf("%w: hash %v is not available", ErrInvalid, h)
+	}
+	if h != 0 && r.Digest != nil && len(r.Digest) != h.Size() {
+		return 0, fmt.Errorf("%w: digest is %d bytes, %v needs %d", ErrInvalid, len(r.Digest), h, h.Size())
+	}
+	_, pss := r.Opts.(*rsa.PSSOptions)
+	edOpts, ed := r.Opts.(*ed25519.Options)
+	if pss && r.Key.typ != KeyRSA {
+		return 0, fmt.Errorf("%w: PSS options for a %v key", ErrInvalid, r.Key.typ)
+	}
+	if ed && r.Key.typ != KeyEd25519 {
+		return 0, fmt.Errorf("%w: Ed25519 options for a %v key", ErrInvalid, r.Key.typ)
+	}
+	switch r.Key.typ {
+	case KeyECDSAP256, KeyECDSAP384, KeyECDSAP521:
+		if h == 0 {
+			return 0, fmt.Errorf("%w: ECDSA needs a hash function", ErrInvalid)
+		}
+		return ECDSAP256 + Algorithm(r.Key.typ-KeyECDSAP256), nil
+	case KeyRSA:
+		if pss {
+			if h == 0 {
+				return 0, fmt.Errorf("%w: RSA-PSS needs a hash function", ErrInvalid)
+			}
+			return RSAPSS, nil
+		}
+		return RSAPKCS1v15, nil
+	case KeyEd25519:
+		switch {
+		case h == crypto.SHA512:
+			return Ed25519ph, nil
+		case h != 0:
+			return 0, fmt.Errorf("%w: Ed25519 takes no hash, or SHA-512 for Ed25519ph; got %v", ErrInvalid, h)
+		case ed && edOpts.Context != "":
+			return Ed25519ctx, nil
+		}
+		return Ed25519, nil
+	case KeyEd448:
+		return Ed448, nil
+	case KeyMLDSA44, KeyMLDSA65, KeyMLDSA87:
+		if h != 0 {
+			return 0, fmt.Errorf("%w: ML-DSA signs the message, not a %v digest", ErrInvalid, h)
+		}
+		return MLDSA44 + Algorithm(r.Key.typ-KeyMLDSA44), nil
+	}
+	return 0, fmt.Errorf("%w: a %v key cannot sign", ErrInvalid, r.Key.typ)
+}
+
+func (r *SignRequest) hashFunc() crypto.Hash {
+	if r.Opts == nil {
+		return 0
+	}
+	return r.Opts.HashFunc()
+}
+
+// Input returns what the request signs: Digest or Message.
+func (r *SignRequest) Input() []byte {
+	if r.Message != nil {
+		return r.Message
+	}
+	return r.Digest
+}
+
+// Check validates a decrypt request and returns the algorithm it asks for.
+// Errors wrap ErrInvalid.
+func (r *DecryptRequest) Check() (Algorithm, error) {
+	if r.Key == nil {
+		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
+	}
+	if r.Key.typ != KeyRSA {
+		return 0, fmt.Errorf("%w: a %v key cannot decrypt", ErrInvalid, r.Key.typ)
+	}
+	if len(r.Ciphertext) == 0 {
+		return 0, fmt.Errorf("%w: empty ciphertext", ErrInvalid)
+	}
+	switch o := r.Opts.(type) {
+	case nil, *rsa.PKCS1v15DecryptOptions:
+		return RSAPKCS1v15Decrypt, nil
+	case *rsa.OAEPOptions:
+		if !o.Hash.Available() || (o.MGFHash != 0 && !o.MGFHash.Available()) {
+			return 0, fmt.Errorf("%w: OAEP hash %v / MGF hash %v not available", ErrInvalid, o.Hash, o.MGFHash)
+		}
+		return RSAOAEP, nil
+	}
+	return 0, fmt.Errorf("%w: decrypter options of type %T", ErrInvalid, r.Opts)
+}
+
+// Check validates a hash request and returns the algorithm it asks for.
+func (r *HashRequest) Check() (Algorithm, error) {
+	a, ok := HashAlgorithm(r.Hash)
+	if !ok {
+		return 0, fmt.Errorf("%w: hash %v", ErrUnsupported, r.Hash)
+	}
+	return a, nil
+}
+
+// Check validates a cipher request's shape (not its key length or IV size,
+// which the engine checks) and returns the algorithm it asks for.
+func (r *CipherRequest) Check() (Algorithm, error) {
+	if r.Key == nil {
+		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
+	}
+	if r.Key.typ != KeyAES {
+		return 0, fmt.Errorf("%w: a %v key is not a cipher key", ErrInvalid, r.Key.typ)
+	}
+	switch r.Mode {
+	case ModeGCM:
+		return AESGCM, nil
+	case ModeCBC:
+		return AESCBC, nil
+	case ModeCTR:
+		return AESCTR, nil
+	}
+	return 0, fmt.Errorf("%w: cipher mode %v", ErrUnsupported, r.Mode)
+}

@@ -1,0 +1,198 @@
+package offload
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Op names a kind of operation.
+type Op uint8
+
+// The kinds of operation an engine performs.
+const (
+	OpSign Op = iota
+	OpDecrypt
+	OpHash
+	OpCipher
+	OpRandom
+	numOps
+)
+
+// Ops lists every kind of operation, in order.
+var Ops = [...]Op{OpSign, OpDecrypt, OpHash, OpCipher, OpRandom}
+
+var opNames = [...]string{"sign", "decrypt", "hash", "cipher", "random"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Stats counts an engine's operations: per kind, how many were submitted,
+// completed and failed, how many are in flight and the most ever in flight,
+// and a latency histogram from submission to resolution. It is lock-free and
+// safe for concurrent use; the zero value is ready. Engines embed one and
+// expose Snapshot.
+type Stats struct {
+	ops [numOps]opCounters
+}
+
+type opCounters struct {
+	submitted   atomic.Uint64
+	completed   atomic.Uint64
+	failed      atomic.Uint64
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
+	maxLatency  atomic.Int64
+	hist        [numBuckets]atomic.Uint64
+}
+
+// Start records that an operation of kind op was admitted and returns the
+// time to hand to Finish.
+func (s *Stats) Start(op Op) time.Time {
+	c := &s.ops[op]
+	c.submitted.Add(1)
+	n := c.inFlight.Add(1)
+	for {
+		m := c.maxInFlight.Load()
+		if n <= m || c.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return time.Now()
+}
+
+// Finish records the end of an operation begun at start. An error counts as
+// a failure and its latency is not recorded.
+func (s *Stats) Finish(op Op, start time.Time, err error) {
+	c := &s.ops[op]
+	c.inFlight.Add(-1)
+	if err != nil {
+		c.failed.Add(1)
+		return
+	}
+	c.completed.Add(1)
+	d := int64(time.Since(start))
+	if d < 0 {
+		d = 0
+	}
+	c.hist[bucketOf(uint64(d))].Add(1)
+	for {
+		m := c.maxLatency.Load()
+		if d <= m || c.maxLatency.CompareAndSwap(m, d) {
+			break
+		}
+	}
+}
+
+// Snapshot returns the counters as they are now. Each field is read
+// atomically; the set is not one atomic cut, which counters of independent
+// events do not need.
+func (s *Stats) Snapshot() Snapshot {
+	var snap Snapshot
+	for _, op := range Ops {
+		c := &s.ops[op]
+		o := &snap.Ops[op]
+		o.Op = op
+		o.Submitted = c.submitted.Load()
+		o.Completed = c.completed.Load()
+		o.Failed = c.failed.Load()
+		o.InFlight = c.inFlight.Load()
+		o.MaxInFlight = c.maxInFlight.Load()
+		o.Max = time.Duration(c.maxLatency.Load())
+		var h [numBuckets]uint64
+		var total uint64
+		for i := range h {
+			h[i] = c.hist[i].Load()
+			total += h[i]
+		}
+		o.P50 = quantile(&h, total, 0.50)
+		o.P90 = quantile(&h, total, 0.90)
+		o.P99 = quantile(&h, total, 0.99)
+	}
+	return snap
+}
+
+// A Snapshot holds an engine's counters at one moment, per kind of operation.
+type Snapshot struct {
+	Ops [numOps]OpStats // indexed by Op
+}
+
+// Op returns the counters of one kind of operation.
+func (s Snapshot) Op(op Op) OpStats { return s.Ops[op] }
+
+// String formats the kinds that saw any traffic as a small table.
+func (s Snapshot) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s %10s %10s %8s %8s %8s %10s %10s %10s %10s\n",
+		"op", "submitted", "completed", "failed", "inflight", "maxfly", "p50", "p90", "p99", "max")
+	for _, o := range s.Ops {
+		if o.Submitted == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%-8s %10d %10d %8d %8d %8d %10v %10v %10v %10v\n",
+			o.Op, o.Submitted, o.Completed, o.Failed, o.InFlight, o.MaxInFlight, o.P50, o.P90, o.P99, o.Max)
+	}
+	return b.String()
+}
+
+// OpStats are the counters of one kind of operation. Latency quantiles come
+// from a log-linear histogram and are exact to within 12.5%.
+type OpStats struct {
+	Op          Op
+	Submitted   uint64 // admitted to the engine
+	Completed   uint64 // resolved without error
+	Failed      uint64 // resolved with an error, cancellation included
+	InFlight    int64  // admitted and not yet finished
+	MaxInFlight int64  // the most ever in flight at once
+	P50         time.Duration
+	P90         time.Duration
+	P99         time.Duration
+	Max         time.Duration
+}
+
+// The histogram: values below 8 ns have a bucket each; above, each power of
+// two is split into 8 buckets by the three bits after the leading one.
+const numBuckets = 8 + 61*8
+
+func bucketOf(v uint64) int {
+	if v < 8 {
+		return int(v)
+	}
+	n := bits.Len64(v) // >= 4
+	shift := n - 4
+	mant := int(v>>shift) & 7
+	return 8 + shift*8 + mant
+}
+
+// bucketMid returns a representative value for bucket i: its midpoint.
+func bucketMid(i int) uint64 {
+	if i < 8 {
+		return uint64(i)
+	}
+	k := i - 8
+	shift := k / 8
+	mant := uint64(k % 8)
+	lo := (8 + mant) << shift
+	return lo + (uint64(1)<<shift)/2
+}
+
+func quantile(h *[numBuckets]uint64, total uint64, q float64) time.Duration {
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, n := range h {
+		seen += n
+		if seen >= rank {
+			return time.Duration(bucketMid(i))
+		}
+	}
+	return 0
+}

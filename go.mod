@@ -1,3 +1,8 @@
 module github.com/offcrypt/offcrypt
 
 go 1.26
+
+require (
+	github.com/cloudflare/circl v1.6.5 // indirect
+	github.com/miekg/pkcs11 v1.1.2 // indirect
+)

@@ -202,12 +202,13 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		o.Detach()
 	}
 	j.promise = offload.NewPromise[T]()
-	j.watch()
 	if out.Drop {
 		p.mu.RUnlock()
 		p.park(j)
+		j.watch()
 		return j.promise.Future()
 	}
+	j.watch()
 	p.jobs <- j // never blocks: the channel holds as many tasks as there are slots
 	p.mu.RUnlock()
 	return j.promise.Future()

@@ -277,3 +277,15 @@ func (r *CipherRequest) Check() (Algorithm, error) {
 	}
 	return 0, fmt.Errorf("%w: cipher mode %v", ErrUnsupported, r.Mode)
 }
+
+// MLDSAOptions are signer options for ML-DSA keys: the FIPS 204 context
+// string and the choice between hedged and deterministic signing. Nil
+// options, or any options whose HashFunc is zero, sign hedged with an empty
+// context.
+type MLDSAOptions struct {
+	Context       []byte // at most 255 bytes
+	Deterministic bool   // sign without fresh randomness; hedged is the default
+}
+
+// HashFunc returns zero: ML-DSA signs the message itself.
+func (*MLDSAOptions) HashFunc() crypto.Hash { return 0 }

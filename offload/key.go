@@ -164,7 +164,7 @@ func (r *SignRequest) Check() (Algorithm, error) {
 	if h != 0 && !h.Available() {
 		return 0, fmt.Errorf("%w: hash %v is not available", ErrInvalid, h)
 	}
-	if h != 0 && r.Digest != nil && len(r.Digest) != h.Size() {
+	if h != 0 && r.Message == nil && len(r.Digest) != h.Size() {
 		return 0, fmt.Errorf("%w: digest is %d bytes, %v needs %d", ErrInvalid, len(r.Digest), h, h.Size())
 	}
 	_, pss := r.Opts.(*rsa.PSSOptions)

@@ -1,0 +1,241 @@
+package soft
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	_ "crypto/sha256" // SHA-224 and SHA-256 for crypto.Hash.New
+	_ "crypto/sha512" // SHA-384 and SHA-512 for crypto.Hash.New
+	"encoding"
+
+	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+// hashOp is one step of a hash computation.
+type hashOp struct {
+	hash  crypto.Hash
+	state []byte
+	data  []byte
+	final bool
+}
+
+// Hash advances or finishes a hash computation whose whole state travels
+// with the request: req.State is nil to start afresh, or the standard
+// library's marshaled state (encoding.BinaryMarshaler on sha256.New(),
+// sha256.New224(), sha512.New384() or sha512.New()). The result is the next
+// state in the same form or, when req.Final is set, the digest. Non-final
+// data must be whole blocks; data longer than Info.MaxInline, and a state
+// that does not unmarshal, fail with offload.ErrInvalid.
+func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
+	h, err := e.prepareHash(req)
+	if err != nil {
+		return dispatch.Fail[offload.HashResult](e.pool, offload.OpHash, err)
+	}
+	return dispatch.Submit(e.pool, ctx, dispatch.Op[offload.HashResult]{
+		Kind:   offload.OpHash,
+		Call:   req.Call,
+		Work:   h.work,
+		Detach: h.detach,
+	})
+}
+
+func (e *Engine) prepareHash(req *offload.HashRequest) (*hashOp, error) {
+	alg, err := req.Check()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.admit(nil, alg); err != nil {
+		return nil, err
+	}
+	if len(req.Data) > e.maxIn {
+		return nil, invalid("hash data of %d bytes exceeds the %d-byte request cap", len(req.Data), e.maxIn)
+	}
+	if len(req.State) > e.maxIn {
+		return nil, invalid("hash state of %d bytes", len(req.State))
+	}
+	bs := 64 // SHA-224, SHA-256
+	if alg == offload.SHA384 || alg == offload.SHA512 {
+		bs = 128
+	}
+	if !req.Final && len(req.Data)%bs != 0 {
+		return nil, invalid("non-final hash data of %d bytes is not whole %d-byte blocks", len(req.Data), bs)
+	}
+	return &hashOp{hash: req.Hash, state: req.State, data: req.Data, final: req.Final}, nil
+}
+
+func (h *hashOp) detach() {
+	h.state = bytes.Clone(h.state)
+	h.data = bytes.Clone(h.data)
+}
+
+func (h *hashOp) work() (offload.HashResult, error) {
+	d := h.hash.New()
+	if h.state != nil {
+		u, ok := d.(encoding.BinaryUnmarshaler)
+		if !ok {
+			return offload.HashResult{}, invalid("%v state cannot be restored", h.hash)
+		}
+		if err := u.UnmarshalBinary(h.state); err != nil {
+			return offload.HashResult{}, invalid("%v state: %w", h.hash, err)
+		}
+	}
+	d.Write(h.data)
+	if h.final {
+		return offload.HashResult{Sum: d.Sum(nil)}, nil
+	}
+	m, ok := d.(encoding.BinaryMarshaler)
+	if !ok {
+		return offload.HashResult{}, invalid("%v state cannot be saved", h.hash)
+	}
+	st, err := m.MarshalBinary()
+	if err != nil {
+		return offload.HashResult{}, wrapErr(err)
+	}
+	return offload.HashResult{State: st}, nil
+}
+
+// AES-GCM's tag size.
+const gcmTagSize = 16
+
+// cipherOp is one symmetric operation.
+type cipherOp struct {
+	key     aesKey
+	mode    offload.CipherMode
+	decrypt bool
+	iv      []byte
+	aad     []byte
+	in      []byte
+}
+
+// Cipher encrypts or decrypts req.Input with an AES key.
+//
+// GCM: IV is the nonce (12 bytes as standard; other non-empty sizes are
+// accepted), the tag is 16 bytes and ends the ciphertext. An authentication
+// failure wraps the very error crypto/cipher's Open returns. CBC: a 16-byte
+// IV and whole blocks, no padding. CTR: IV is the 16-byte initial counter
+// block. Input longer than Info.MaxInline fails with offload.ErrInvalid;
+// callers with more split it. A decrypted result is zeroed if it is never
+// delivered.
+func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
+	c, err := e.prepareCipher(req)
+	if err != nil {
+		return dispatch.Fail[[]byte](e.pool, offload.OpCipher, err)
+	}
+	o := dispatch.Op[[]byte]{
+		Kind:   offload.OpCipher,
+		Call:   req.Call,
+		Key:    req.Key,
+		Work:   c.work,
+		Detach: c.detach,
+	}
+	if req.Decrypt {
+		o.Release = zero
+	}
+	return dispatch.Submit(e.pool, ctx, o)
+}
+
+func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
+	alg, err := req.Check()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.admit(req.Key, alg); err != nil {
+		return nil, err
+	}
+	k, err := handle[aesKey](req.Key)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Input) > e.maxIn {
+		return nil, invalid("cipher input of %d bytes exceeds the %d-byte request cap", len(req.Input), e.maxIn)
+	}
+	switch req.Mode {
+	case offload.ModeGCM:
+		if len(req.IV) == 0 || len(req.IV) > e.maxIn {
+			return nil, invalid("GCM nonce of %d bytes", len(req.IV))
+		}
+		if len(req.AAD) > e.maxIn {
+			return nil, invalid("GCM additional data of %d bytes exceeds the %d-byte request cap", len(req.AAD), e.maxIn)
+		}
+		if req.Decrypt && len(req.Input) < gcmTagSize {
+			return nil, invalid("GCM ciphertext of %d bytes is shorter than the tag", len(req.Input))
+		}
+	case offload.ModeCBC, offload.ModeCTR:
+		if len(req.IV) != aes.BlockSize {
+			return nil, invalid("%v IV of %d bytes, want %d", req.Mode, len(req.IV), aes.BlockSize)
+		}
+		if len(req.AAD) != 0 {
+			return nil, invalid("%v takes no additional data", req.Mode)
+		}
+		if req.Mode == offload.ModeCBC && len(req.Input)%aes.BlockSize != 0 {
+			return nil, invalid("CBC input of %d bytes is not whole blocks", len(req.Input))
+		}
+	}
+	return &cipherOp{key: k, mode: req.Mode, decrypt: req.Decrypt, iv: req.IV, aad: req.AAD, in: req.Input}, nil
+}
+
+func (c *cipherOp) detach() {
+	c.iv = bytes.Clone(c.iv)
+	c.aad = bytes.Clone(c.aad)
+	c.in = bytes.Clone(c.in)
+}
+
+func (c *cipherOp) work() ([]byte, error) {
+	switch c.mode {
+	case offload.ModeGCM:
+		aead := c.key.gcm
+		if len(c.iv) != aead.NonceSize() {
+			var err error
+			if aead, err = cipher.NewGCMWithNonceSize(c.key.block, len(c.iv)); err != nil {
+				return nil, invalid("GCM: %w", err)
+			}
+		}
+		if c.decrypt {
+			pt, err := aead.Open(nil, c.iv, c.in, c.aad)
+			if err != nil {
+				return nil, wrapErr(err)
+			}
+			return pt, nil
+		}
+		return aead.Seal(nil, c.iv, c.in, c.aad), nil
+	case offload.ModeCBC:
+		out := make([]byte, len(c.in))
+		if c.decrypt {
+			cipher.NewCBCDecrypter(c.key.block, c.iv).CryptBlocks(out, c.in)
+		} else {
+			cipher.NewCBCEncrypter(c.key.block, c.iv).CryptBlocks(out, c.in)
+		}
+		return out, nil
+	case offload.ModeCTR:
+		out := make([]byte, len(c.in))
+		cipher.NewCTR(c.key.block, c.iv).XORKeyStream(out, c.in)
+		return out, nil
+	}
+	return nil, invalid("cipher mode %v", c.mode)
+}
+
+// Random returns req.N bytes from crypto/rand; N must be 1 to
+// Info.MaxInline. The bytes are zeroed if they are never delivered.
+func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
+	if err := e.admit(nil, offload.Random); err != nil {
+		return dispatch.Fail[[]byte](e.pool, offload.OpRandom, err)
+	}
+	n := req.N
+	if n <= 0 || n > e.maxIn {
+		return dispatch.Fail[[]byte](e.pool, offload.OpRandom, invalid("%d random bytes asked for; 1 to %d allowed", n, e.maxIn))
+	}
+	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+		Kind: offload.OpRandom,
+		Call: req.Call,
+		Work: func() ([]byte, error) {
+			b := make([]byte, n)
+			rand.Read(b)
+			return b, nil
+		},
+		Release: zero,
+	})
+}

@@ -1,0 +1,137 @@
+package soft
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+func TestCipher(t *testing.T) {
+	e := newEngine(t, Options{})
+	plain := make([]byte, 1000) // not whole blocks, for GCM and CTR
+	rand.Read(plain)
+	aad := []byte("additional data")
+
+	for _, size := range []int{16, 24, 32} {
+		raw := make([]byte, size)
+		rand.Read(raw)
+		ref := bytes.Clone(raw)
+		key := mustImport(t, e, raw)
+		rand.Read(raw) // the engine holds its own copy
+		if key.Bits() != size*8 || key.Public() != nil {
+			t.Fatalf("AES key bits %d, public %v", key.Bits(), key.Public())
+		}
+		blk, _ := aes.NewCipher(ref)
+		gcm12, _ := cipher.NewGCM(blk)
+		gcm8, _ := cipher.NewGCMWithNonceSize(blk, 8)
+		iv := make([]byte, 16)
+		rand.Read(iv)
+
+		cbcIn := plain[:992]
+		cbcCT := make([]byte, len(cbcIn))
+		cipher.NewCBCEncrypter(blk, iv).CryptBlocks(cbcCT, cbcIn)
+		ctrCT := make([]byte, len(plain))
+		cipher.NewCTR(blk, iv).XORKeyStream(ctrCT, plain)
+
+		tests := []struct {
+			name   string
+			mode   offload.CipherMode
+			iv     []byte
+			aad    []byte
+			plain  []byte
+			cipher []byte
+		}{
+			{"GCM-12", offload.ModeGCM, iv[:12], aad, plain, gcm12.Seal(nil, iv[:12], plain, aad)},
+			{"GCM-12-no-aad", offload.ModeGCM, iv[:12], nil, plain, gcm12.Seal(nil, iv[:12], plain, nil)},
+			{"GCM-12-empty", offload.ModeGCM, iv[:12], aad, []byte{}, gcm12.Seal(nil, iv[:12], nil, aad)},
+			{"GCM-8", offload.ModeGCM, iv[:8], aad, plain, gcm8.Seal(nil, iv[:8], plain, aad)},
+			{"CBC", offload.ModeCBC, iv, nil, cbcIn, cbcCT},
+			{"CTR", offload.ModeCTR, iv, nil, plain, ctrCT},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("AES%d-%s", size*8, tt.name), func(t *testing.T) {
+				for _, inline := range []bool{false, true} {
+					call := offload.Call{Inline: inline}
+					ct, err := wait(t, e.Cipher(context.Background(), &offload.CipherRequest{Call: call,
+						Key: key, Mode: tt.mode, IV: tt.iv, AAD: tt.aad, Input: tt.plain}))
+					if err != nil || !bytes.Equal(ct, tt.cipher) {
+						t.Fatalf("encrypt: %x, %v; want %x", ct, err, tt.cipher)
+					}
+					pt, err := wait(t, e.Cipher(context.Background(), &offload.CipherRequest{Call: call,
+						Key: key, Mode: tt.mode, Decrypt: true, IV: tt.iv, AAD: tt.aad, Input: tt.cipher}))
+					if err != nil || !bytes.Equal(pt, tt.plain) {
+						t.Fatalf("decrypt: %x, %v", pt, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestGCMTamper(t *testing.T) {
+	e := newEngine(t, Options{})
+	key, err := e.GenerateKey(context.Background(), offload.KeyAES, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 12)
+	aad := []byte("aad")
+	ct, err := wait(t, e.Cipher(context.Background(), &offload.CipherRequest{Key: key, Mode: offload.ModeGCM,
+		IV: nonce, AAD: aad, Input: []byte("attack at dawn")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The error crypto/cipher reports for a failed authentication.
+	blk, _ := aes.NewCipher(make([]byte, 16))
+	g, _ := cipher.NewGCM(blk)
+	_, stdErr := g.Open(nil, nonce, make([]byte, 16), nil)
+
+	flip := func(b []byte, i int) []byte { b = bytes.Clone(b); b[i] ^= 1; return b }
+	for _, tt := range []struct {
+		name     string
+		ct, aad  []byte
+		nonce    []byte
+		wantAuth bool
+	}{
+		{"ciphertext", flip(ct, 0), aad, nonce, true},
+		{"tag", flip(ct, len(ct)-1), aad, nonce, true},
+		{"aad", ct, flip(aad, 0), nonce, true},
+		{"nonce", ct, aad, flip(nonce, 0), true},
+		{"short", ct[:15], aad, nonce, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pt, err := wait(t, e.Cipher(context.Background(), &offload.CipherRequest{Key: key, Mode: offload.ModeGCM,
+				Decrypt: true, IV: tt.nonce, AAD: tt.aad, Input: tt.ct}))
+			if err == nil || pt != nil {
+				t.Fatalf("tampered %s opened: %q, %v", tt.name, pt, err)
+			}
+			if tt.wantAuth && !errors.Is(err, stdErr) {
+				t.Fatalf("err = %v, want crypto/cipher's %v in the chain", err, stdErr)
+			}
+			if !tt.wantAuth && !errors.Is(err, offload.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestRandom(t *testing.T) {
+	e := newEngine(t, Options{MaxInline: 256})
+	for _, n := range []int{1, 32, 256} {
+		a, err := wait(t, e.Random(context.Background(), &offload.RandomRequest{N: n}))
+		if err != nil || len(a) != n {
+			t.Fatalf("N=%d: %d bytes, %v", n, len(a), err)
+		}
+		b, _ := wait(t, e.Random(context.Background(), &offload.RandomRequest{N: n, Call: offload.Call{Inline: true}}))
+		if n >= 32 && bytes.Equal(a, b) {
+			t.Fatalf("N=%d: two draws are equal", n)
+		}
+	}
+}

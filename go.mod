@@ -3,8 +3,11 @@ module github.com/offcrypt/offcrypt
 go 1.26
 
 require (
-	github.com/cloudflare/circl v1.6.5 // indirect
-	github.com/miekg/pkcs11 v1.1.2 // indirect
+	github.com/cloudflare/circl v1.6.5
+	github.com/miekg/pkcs11 v1.1.2
+)
+
+require (
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

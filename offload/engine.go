@@ -160,6 +160,13 @@ type CipherRequest struct {
 	// Input is the plaintext or ciphertext. For GCM decryption it ends with
 	// the 16-byte tag; CBC input is whole blocks, without padding.
 	Input []byte
+	// Out, if its capacity holds the result, may receive it: the engine then
+	// returns Out[:n] instead of a new slice, saving an allocation and a copy
+	// per request. Out must not overlap Input unless both start at the same
+	// byte (in-place), nor overlap IV or AAD. An engine writes into Out only
+	// while the caller is certain to wait for it (Call.Inline, on the
+	// caller's goroutine), never after the future has resolved.
+	Out []byte
 }
 
 // A RandomRequest asks for N random bytes; N may not exceed Info.MaxInline.

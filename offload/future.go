@@ -71,9 +71,30 @@ func (p Promise[T]) Future() *Future[T] { return p.f }
 // and v was not delivered, so the caller must release whatever v holds
 // (zero secret bytes, return a buffer to its pool).
 func (p Promise[T]) Resolve(v T, err error) bool {
-	f := p.f
-	if !f.state.CompareAndSwap(pending, resolving) {
+	if !p.Claim() {
 		return false
+	}
+	p.Complete(v, err)
+	return true
+}
+
+// Claim takes the right to resolve the future without resolving it yet, and
+// reports whether it got it. After a successful Claim every other
+// resolution is refused, waiters keep waiting, and the caller must call
+// Complete exactly once. Engines use it to finish their own bookkeeping
+// (statistics, freeing the slot) between winning the race and waking the
+// caller, so that a caller who reads them after Wait sees its operation.
+func (p Promise[T]) Claim() bool {
+	return p.f.state.CompareAndSwap(pending, resolving)
+}
+
+// Complete resolves a future whose resolution was Claimed: it fills it with
+// v and err, wakes every waiter and runs the queue hooks. Calling it without
+// a successful Claim, or twice, panics.
+func (p Promise[T]) Complete(v T, err error) {
+	f := p.f
+	if f.state.Load() != resolving {
+		panic("offload: Promise.Complete without Claim")
 	}
 	f.val, f.err = v, err
 	f.state.Store(resolved)
@@ -85,7 +106,6 @@ func (p Promise[T]) Resolve(v T, err error) bool {
 	for _, h := range hooks {
 		h()
 	}
-	return true
 }
 
 // Pending reports whether the future is still unresolved. An engine checks it

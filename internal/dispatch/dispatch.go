@@ -7,6 +7,7 @@ package dispatch
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,7 +228,7 @@ type job[T any] struct {
 	promise offload.Promise[T]
 	stop    func() bool // stops the context watch
 	timer   *time.Timer // injected latency
-	done    atomic.Bool // the slot has been freed
+	done    atomic.Bool // settled: the slot has been freed
 }
 
 // watch resolves the future with the context's error as soon as ctx ends.
@@ -236,21 +237,31 @@ func (j *job[T]) watch() {
 		return
 	}
 	j.stop = context.AfterFunc(j.ctx, func() {
-		j.promise.Resolve(*new(T), offload.Wrap(j.pool.name, j.op, context.Cause(j.ctx)))
+		err := offload.Wrap(j.pool.name, j.op, context.Cause(j.ctx))
 		if j.out.Drop {
 			// A dropped request holds its slot until it is given up.
 			j.pool.unpark(j)
-			j.finish(nil)
+			j.settle(*new(T), err)
+			return
 		}
+		j.promise.Resolve(*new(T), err)
 	})
 }
 
-// compute runs the work, or the injected fault instead of it.
-func (j *job[T]) compute() (T, error) {
+// compute runs the work, or the injected fault instead of it. A panic in
+// the work is a bug in the engine; it is turned into the operation's error
+// so that the slot is freed and Close does not wait for ever, and the stack
+// is kept in the message.
+func (j *job[T]) compute() (v T, err error) {
 	if j.out.Err != nil {
-		return *new(T), offload.Wrap(j.pool.name, j.op, j.out.Err)
+		return v, offload.Wrap(j.pool.name, j.op, j.out.Err)
 	}
-	v, err := j.work()
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = *new(T), offload.Errorf(j.pool.name, j.op, "engine work panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	v, err = j.work()
 	return v, offload.Wrap(j.pool.name, j.op, err)
 }
 
@@ -258,7 +269,10 @@ func (j *job[T]) compute() (T, error) {
 func (j *job[T]) inline() *offload.Future[T] {
 	v, err := j.compute()
 	if j.out.Delay <= 0 {
-		j.finishWith(err)
+		p := j.pool
+		p.stats.Finish(j.op, j.start, err)
+		p.limit.Release()
+		p.ops.Done()
 		return offload.Resolved(v, err)
 	}
 	j.promise = offload.NewPromise[T]()
@@ -270,7 +284,7 @@ func (j *job[T]) inline() *offload.Future[T] {
 func (j *job[T]) run() {
 	if !j.promise.Pending() {
 		// Cancelled while queued: the device never sees it.
-		j.finish(nil)
+		j.settle(*new(T), j.promise.Future().Err())
 		return
 	}
 	v, err := j.compute()
@@ -278,7 +292,7 @@ func (j *job[T]) run() {
 		j.delay(v, err)
 		return
 	}
-	j.deliver(v, err)
+	j.settle(v, err)
 }
 
 // delay parks the result for the injected latency, holding the slot as a
@@ -288,18 +302,11 @@ func (j *job[T]) delay(v T, err error) {
 	p.parkedMu.Lock()
 	j.timer = time.AfterFunc(j.out.Delay, func() {
 		if p.unpark(j) {
-			j.deliver(v, err)
+			j.settle(v, err)
 		}
 	})
 	p.parked[j] = struct{}{}
 	p.parkedMu.Unlock()
-}
-
-func (j *job[T]) deliver(v T, err error) {
-	if !j.promise.Resolve(v, err) && j.release != nil && err == nil {
-		j.release(v)
-	}
-	j.finish(nil)
 }
 
 func (j *job[T]) requeue() bool {
@@ -311,8 +318,7 @@ func (j *job[T]) requeue() bool {
 }
 
 func (j *job[T]) abort(err error) {
-	j.promise.Resolve(*new(T), offload.Wrap(j.pool.name, j.op, err))
-	j.finish(nil)
+	j.settle(*new(T), offload.Wrap(j.pool.name, j.op, err))
 }
 
 func (j *job[T]) unpark(err error) {
@@ -325,24 +331,37 @@ func (j *job[T]) unpark(err error) {
 	j.abort(err)
 }
 
-// finish frees the job's slot once, and records the outcome the caller saw.
-func (j *job[T]) finish(err error) {
+// settle ends the job, once. It records the outcome and frees the slot
+// before it wakes the caller, so a caller that reads Stats or submits again
+// right after its Wait finds its own operation finished. Then it resolves the
+// future with v and err; a computed result that loses the race (the
+// context's end or Close resolved the future first) goes to Release.
+// Close's wait ends only after the future is resolved.
+func (j *job[T]) settle(v T, err error) {
 	if j.done.Swap(true) {
 		return
 	}
 	if j.stop != nil {
 		j.stop()
 	}
-	if err == nil && j.promise.Future() != nil {
-		err = j.promise.Future().Err()
-	}
-	j.finishWith(err)
-}
-
-func (j *job[T]) finishWith(err error) {
 	p := j.pool
-	p.stats.Finish(j.op, j.start, err)
+	won := j.promise.Claim()
+	outcome := err
+	if !won {
+		// The context's end or Close resolved it (or is resolving it) with
+		// an error: the caller saw a failure.
+		outcome = offload.ErrNotReady
+		if e := j.promise.Future().Err(); e != nil {
+			outcome = e
+		}
+	}
+	p.stats.Finish(j.op, j.start, outcome)
 	p.limit.Release()
+	if won {
+		j.promise.Complete(v, err)
+	} else if err == nil && j.release != nil {
+		j.release(v)
+	}
 	p.ops.Done()
 }
 

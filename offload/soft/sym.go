@@ -109,6 +109,7 @@ type cipherOp struct {
 	iv      []byte
 	aad     []byte
 	in      []byte
+	out     []byte // the caller's output buffer; used only on its goroutine
 }
 
 // Cipher encrypts or decrypts req.Input with an AES key.
@@ -175,13 +176,25 @@ func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
 			return nil, invalid("CBC input of %d bytes is not whole blocks", len(req.Input))
 		}
 	}
-	return &cipherOp{key: k, mode: req.Mode, decrypt: req.Decrypt, iv: req.IV, aad: req.AAD, in: req.Input}, nil
+	return &cipherOp{key: k, mode: req.Mode, decrypt: req.Decrypt, iv: req.IV, aad: req.AAD, in: req.Input, out: req.Out}, nil
 }
 
 func (c *cipherOp) detach() {
 	c.iv = bytes.Clone(c.iv)
 	c.aad = bytes.Clone(c.aad)
 	c.in = bytes.Clone(c.in)
+	// A queued request may resolve (cancellation, Close) before its work
+	// runs: it must never write into the caller's memory.
+	c.out = nil
+}
+
+// dst returns the caller's buffer resized to n when it can hold n bytes, or
+// a new one.
+func (c *cipherOp) dst(n int) []byte {
+	if cap(c.out) >= n {
+		return c.out[:n]
+	}
+	return make([]byte, n)
 }
 
 func (c *cipherOp) work() ([]byte, error) {
@@ -195,15 +208,15 @@ func (c *cipherOp) work() ([]byte, error) {
 			}
 		}
 		if c.decrypt {
-			pt, err := aead.Open(nil, c.iv, c.in, c.aad)
+			pt, err := aead.Open(c.dst(len(c.in) - gcmTagSize)[:0], c.iv, c.in, c.aad)
 			if err != nil {
 				return nil, wrapErr(err)
 			}
 			return pt, nil
 		}
-		return aead.Seal(nil, c.iv, c.in, c.aad), nil
+		return aead.Seal(c.dst(len(c.in) + gcmTagSize)[:0], c.iv, c.in, c.aad), nil
 	case offload.ModeCBC:
-		out := make([]byte, len(c.in))
+		out := c.dst(len(c.in))
 		if c.decrypt {
 			cipher.NewCBCDecrypter(c.key.block, c.iv).CryptBlocks(out, c.in)
 		} else {
@@ -211,7 +224,7 @@ func (c *cipherOp) work() ([]byte, error) {
 		}
 		return out, nil
 	case offload.ModeCTR:
-		out := make([]byte, len(c.in))
+		out := c.dst(len(c.in))
 		cipher.NewCTR(c.key.block, c.iv).XORKeyStream(out, c.in)
 		return out, nil
 	}

@@ -1,0 +1,127 @@
+package hasher
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/signer"
+)
+
+// Digest hashes everything r yields with h on eng and returns the digest's
+// future at once, so the caller can do other work while the stream is read
+// and hashed.
+//
+// One goroutine, started here, reads r and drives the engine: it reads the
+// next chunk (MaxInline rounded down to the block size) while the engine
+// hashes the previous one, so reading and hashing overlap. The requests go
+// to the engine's workers, not the reading goroutine. The goroutine ends when
+// r reports io.EOF or an error, or when a request fails; ctx bounds every
+// request, so when it ends the future resolves with its error after the
+// read in progress returns. ctx cannot interrupt a Read that blocks forever:
+// r belongs to the caller. r must not be used by anyone else until the
+// future resolves.
+//
+// A read error fails the future with an error that wraps it.
+func Digest(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader) *offload.Future[[]byte] {
+	d, err := New(eng, h)
+	if err != nil {
+		return offload.Failed[[]byte](err)
+	}
+	if r == nil {
+		return offload.Failed[[]byte](fmt.Errorf("%w: %w", errNilReader, offload.ErrInvalid))
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p := offload.NewPromise[[]byte]()
+	go func() {
+		sum, err := d.digest(ctx, r)
+		p.Resolve(sum, err)
+	}()
+	return p.Future()
+}
+
+// SignStream hashes everything r yields on the engine that holds s's key,
+// with opts.HashFunc(), then signs the digest through s with opts, and
+// returns the signature's future at once: the "hash a large file, then sign
+// the digest" pipeline. Reading and hashing overlap as in Digest; the
+// signature is requested as soon as the digest is known, and the goroutine
+// that read the stream does not wait for it.
+//
+// opts must name a SHA-2 hash (crypto.SHA256, an *rsa.PSSOptions with one,
+// crypto.SHA512 for Ed25519ph, ...): schemes that sign the message itself
+// have no digest to stream. Failures of either stage resolve the future with
+// an error.
+func SignStream(ctx context.Context, s *signer.Signer, r io.Reader, opts crypto.SignerOpts) *offload.Future[[]byte] {
+	if s == nil || s.Key() == nil {
+		return offload.Failed[[]byte](fmt.Errorf("hasher: %w: nil signer", offload.ErrInvalid))
+	}
+	if opts == nil || opts.HashFunc() == 0 {
+		return offload.Failed[[]byte](fmt.Errorf("hasher: %w: SignStream needs options that name a hash", offload.ErrInvalid))
+	}
+	d, err := New(s.Key().Engine(), opts.HashFunc())
+	if err != nil {
+		return offload.Failed[[]byte](err)
+	}
+	if r == nil {
+		return offload.Failed[[]byte](fmt.Errorf("%w: %w", errNilReader, offload.ErrInvalid))
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p := offload.NewPromise[[]byte]()
+	go func() {
+		sum, err := d.digest(ctx, r)
+		if err != nil {
+			p.Resolve(nil, err)
+			return
+		}
+		f := s.SignAsync(ctx, sum, opts)
+		f.OnResolve(func() {
+			sig, err := f.Poll()
+			if err != nil {
+				err = fmt.Errorf("hasher: sign: %w", err)
+			}
+			p.Resolve(sig, err)
+		})
+	}()
+	return p.Future()
+}
+
+// digest hashes r to its end and returns the digest. It is used on a Hash
+// that nobody else holds, so it takes no lock. While request k is with the
+// engine, chunk k+1 is read into the other buffer; a buffer is reused only
+// after its request has resolved, and never after a failure.
+func (h *Hash) digest(ctx context.Context, r io.Reader) ([]byte, error) {
+	bufs := [2][]byte{make([]byte, h.chunk), make([]byte, h.chunk)}
+	var (
+		pending *offload.Future[offload.HashResult]
+		sent    int
+	)
+	for i := 0; ; i ^= 1 {
+		n, rerr := io.ReadFull(r, bufs[i])
+		if pending != nil {
+			if err := h.settle(ctx, pending, sent); err != nil {
+				return nil, err
+			}
+			pending = nil
+		}
+		switch {
+		case rerr == nil:
+			// A whole chunk: whole blocks, since the partial block is empty.
+			pending, sent = h.submit(ctx, bufs[i]), len(bufs[i])
+			continue
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+			if err := h.write(ctx, bufs[i][:n]); err != nil {
+				return nil, err
+			}
+			return h.sum(ctx, nil)
+		default:
+			return nil, fmt.Errorf("hasher: reading the stream: %w", rerr)
+		}
+	}
+}

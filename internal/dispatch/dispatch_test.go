@@ -1,0 +1,477 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/inject"
+)
+
+var errBoom = errors.New("boom")
+
+func newPool(t testing.TB, c Config) *Pool {
+	t.Helper()
+	c.Name = "test"
+	p := New(c)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// blocker is work that waits until released and reports that it started.
+type blocker struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func newBlocker() *blocker {
+	return &blocker{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *blocker) op(v int) Op[int] {
+	return Op[int]{Kind: offload.OpSign, Work: func() (int, error) {
+		close(b.started)
+		<-b.release
+		return v, nil
+	}}
+}
+
+func TestSubmitInline(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 2})
+	var ran, detached bool
+	f := Submit(p, context.Background(), Op[int]{
+		Kind:   offload.OpHash,
+		Call:   offload.Call{Inline: true},
+		Work:   func() (int, error) { ran = true; return 5, nil },
+		Detach: func() { detached = true },
+	})
+	// Inline work is done before Submit returns, on this goroutine (so the
+	// plain bools above are race-free).
+	if !ran {
+		t.Fatal("inline work had not run when Submit returned")
+	}
+	if detached {
+		t.Fatal("Detach called for inline work")
+	}
+	if v, err := f.Poll(); v != 5 || err != nil {
+		t.Fatalf("Poll = %v, %v", v, err)
+	}
+	if p.InFlight() != 0 {
+		t.Fatalf("InFlight = %d", p.InFlight())
+	}
+	s := p.Stats().Op(offload.OpHash)
+	if s.Submitted != 1 || s.Completed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestSubmitWorker(t *testing.T) {
+	p := newPool(t, Config{Workers: 2, MaxInFlight: 4})
+	b := newBlocker()
+	var detached atomic.Bool
+	o := b.op(9)
+	o.Detach = func() { detached.Store(true) }
+	f := Submit(p, context.Background(), o)
+	if !detached.Load() {
+		t.Fatal("Detach not called before queueing")
+	}
+	<-b.started
+	if _, err := f.Poll(); err != offload.ErrNotReady {
+		t.Fatalf("Poll while working = %v", err)
+	}
+	close(b.release)
+	if v, err := f.Wait(context.Background()); v != 9 || err != nil {
+		t.Fatalf("Wait = %v, %v", v, err)
+	}
+}
+
+func TestSubmitInlineFullGoesToWorker(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	b := newBlocker()
+	f1 := Submit(p, context.Background(), b.op(1))
+	<-b.started
+	caller := make(chan *offload.Future[int])
+	go func() {
+		caller <- Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+			Work: func() (int, error) { return 2, nil }})
+	}()
+	close(b.release)
+	f2 := <-caller
+	for i, f := range []*offload.Future[int]{f1, f2} {
+		if v, err := f.Wait(context.Background()); v != i+1 || err != nil {
+			t.Fatalf("future %d: %v, %v", i, v, err)
+		}
+	}
+}
+
+func TestSubmitNoWaitBusy(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	b := newBlocker()
+	f := Submit(p, context.Background(), b.op(1))
+	<-b.started
+	g := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true},
+		Work: func() (int, error) { t.Error("busy request ran"); return 0, nil }})
+	if _, err := g.Poll(); !errors.Is(err, offload.ErrBusy) {
+		t.Fatalf("NoWait at the limit = %v, want ErrBusy", err)
+	}
+	var oe *offload.OpError
+	if !errors.As(g.Err(), &oe) || oe.Engine != "test" || oe.Op != offload.OpSign {
+		t.Fatalf("error not an OpError for the pool: %v", g.Err())
+	}
+	close(b.release)
+	f.Wait(context.Background())
+	// The slot is freed just after the future resolves.
+	waitFor(t, func() bool { return p.InFlight() == 0 })
+	// With a free slot NoWait is admitted.
+	h := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func() (int, error) { return 3, nil }})
+	if v, err := h.Wait(context.Background()); v != 3 || err != nil {
+		t.Fatalf("NoWait with a free slot: %v, %v", v, err)
+	}
+}
+
+func TestSubmitContextAlreadyDone(t *testing.T) {
+	p := newPool(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { t.Error("ran"); return 0, nil }})
+	if !errors.Is(f.Err(), context.Canceled) {
+		t.Fatalf("Err = %v", f.Err())
+	}
+}
+
+func TestCancelWhileQueued(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 2})
+	b := newBlocker()
+	first := Submit(p, context.Background(), b.op(1))
+	<-b.started
+	ctx, cancel := context.WithCancel(context.Background())
+	var ran atomic.Bool
+	queued := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { ran.Store(true); return 2, nil }})
+	cancel()
+	if _, err := queued.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued request after cancel = %v", err)
+	}
+	close(b.release)
+	first.Wait(context.Background())
+	waitFor(t, func() bool { return p.InFlight() == 0 })
+	if ran.Load() {
+		t.Fatal("work of a request cancelled while queued ran")
+	}
+	s := p.Stats().Op(offload.OpSign)
+	if s.Failed != 1 || s.Completed != 1 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestCancelWhileRunning(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	b := newBlocker()
+	released := make(chan int, 1)
+	o := b.op(7)
+	o.Release = func(v int) { released <- v }
+	ctx, cancel := context.WithCancel(context.Background())
+	f := Submit(p, ctx, o)
+	<-b.started
+	cancel()
+	// Resolves at once, while the work still runs.
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v", err)
+	}
+	if p.InFlight() != 1 {
+		t.Fatalf("slot freed while the work runs: InFlight %d", p.InFlight())
+	}
+	close(b.release)
+	if v := <-released; v != 7 {
+		t.Fatalf("Release got %d", v)
+	}
+	waitFor(t, func() bool { return p.InFlight() == 0 })
+	// The late result is never delivered.
+	if v, err := f.Poll(); v != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("after late result: %v, %v", v, err)
+	}
+	// The slot is usable again.
+	g := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func() (int, error) { return 1, nil }})
+	if _, err := g.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseFailsQueuedAndParked(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := New(Config{Name: "test", Workers: 1, MaxInFlight: 8, Inject: inject.New(inject.Options{
+		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Drop: true}},
+	})})
+	b := newBlocker()
+	running := Submit(p, context.Background(), b.op(1))
+	<-b.started
+	var queuedRan atomic.Bool
+	queued := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { queuedRan.Store(true); return 2, nil }})
+	dropped := Submit(p, context.Background(), Op[int]{Kind: offload.OpRandom, Work: func() (int, error) { return 3, nil }})
+
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	waitFor(t, p.Closed)
+	// Close waits for the work in progress.
+	select {
+	case <-closed:
+		t.Fatal("Close returned while work was running")
+	default:
+	}
+	close(b.release)
+	<-closed
+	if v, err := running.Poll(); v != 1 || err != nil {
+		t.Fatalf("running work: %v, %v", v, err)
+	}
+	for name, f := range map[string]*offload.Future[int]{"queued": queued, "dropped": dropped} {
+		if _, err := f.Poll(); !errors.Is(err, offload.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	if queuedRan.Load() {
+		t.Error("queued work ran after Close")
+	}
+	after := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 0, nil }})
+	if !errors.Is(after.Err(), offload.ErrClosed) {
+		t.Errorf("Submit after Close: %v", after.Err())
+	}
+	p.Close() // a second Close does nothing
+	if p.InFlight() != 0 {
+		t.Errorf("InFlight after Close = %d", p.InFlight())
+	}
+	checkGoroutines(t, before)
+}
+
+func TestCloseFailsDelayed(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 4, Inject: inject.New(inject.Options{Latency: time.Hour})})
+	released := make(chan int, 2)
+	fs := []*offload.Future[int]{
+		Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 1, nil }, Release: func(v int) { released <- v }}),
+		Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func() (int, error) { return 2, nil }}),
+	}
+	waitFor(t, func() bool { p.parkedMu.Lock(); defer p.parkedMu.Unlock(); return len(p.parked) == 2 })
+	for _, f := range fs {
+		if _, err := f.Poll(); err != offload.ErrNotReady {
+			t.Fatalf("delayed result delivered early: %v", err)
+		}
+	}
+	p.Close()
+	for i, f := range fs {
+		if _, err := f.Poll(); !errors.Is(err, offload.ErrClosed) {
+			t.Errorf("delayed %d after Close: %v", i, err)
+		}
+	}
+	checkGoroutines(t, before)
+}
+
+func TestNotReadyRequeues(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{NotReady: 3})})
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	// Inline is ignored with NotReady: were it run inline, Submit would
+	// block on gate, which only opens after Submit returns.
+	f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+		Work: func() (int, error) { <-gate; calls.Add(1); return 4, nil }})
+	close(gate)
+	if v, err := f.Wait(context.Background()); v != 4 || err != nil {
+		t.Fatalf("Wait = %v, %v", v, err)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("work ran %d times", calls.Load())
+	}
+}
+
+func TestNotReadyCancelled(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{NotReady: 1 << 30})})
+	ctx, cancel := context.WithCancel(context.Background())
+	var ran atomic.Bool
+	f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { ran.Store(true); return 0, nil }})
+	cancel()
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.InFlight() == 0 })
+	if ran.Load() {
+		t.Fatal("work ran after cancel")
+	}
+}
+
+func TestFaultEveryNth(t *testing.T) {
+	p := newPool(t, Config{Workers: 2, MaxInFlight: 2, Inject: inject.New(inject.Options{
+		Faults: []inject.Fault{{Every: 3, Err: errBoom}},
+	})})
+	var ran atomic.Int32
+	for i := 1; i <= 9; i++ {
+		f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%2 == 0},
+			Work: func() (int, error) { ran.Add(1); return i, nil }})
+		v, err := f.Wait(context.Background())
+		if i%3 == 0 {
+			var oe *offload.OpError
+			if !errors.Is(err, errBoom) || !errors.As(err, &oe) {
+				t.Fatalf("request %d: %v, want the injected error in an OpError", i, err)
+			}
+			continue
+		}
+		if v != i || err != nil {
+			t.Fatalf("request %d: %v, %v", i, v, err)
+		}
+	}
+	if ran.Load() != 6 {
+		t.Fatalf("work ran %d times, want 6", ran.Load())
+	}
+	if s := p.Stats().Op(offload.OpSign); s.Failed != 3 || s.Completed != 6 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 4, Inject: inject.New(inject.Options{
+		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Drop: true}},
+	})})
+	ctx, cancel := context.WithCancel(context.Background())
+	var ran atomic.Bool
+	dropped := Submit(p, ctx, Op[int]{Kind: offload.OpRandom, Call: offload.Call{Inline: true},
+		Work: func() (int, error) { ran.Store(true); return 1, nil }})
+	// Later work finishes; the dropped one stays pending and holds its slot.
+	for range 5 {
+		f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 2, nil }})
+		if _, err := f.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dropped.Poll(); err != offload.ErrNotReady {
+		t.Fatalf("dropped request resolved: %v", err)
+	}
+	if p.InFlight() != 1 {
+		t.Fatalf("InFlight = %d, want the dropped request's slot", p.InFlight())
+	}
+	cancel()
+	if _, err := dropped.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dropped after cancel: %v", err)
+	}
+	waitFor(t, func() bool { return p.InFlight() == 0 })
+	if ran.Load() {
+		t.Fatal("dropped work ran")
+	}
+	// A dropped request with a context that never ends resolves at Close.
+	forever := Submit(p, context.Background(), Op[int]{Kind: offload.OpRandom, Work: func() (int, error) { return 1, nil }})
+	p.Close()
+	if !errors.Is(forever.Err(), offload.ErrClosed) {
+		t.Fatalf("dropped at Close: %v", forever.Err())
+	}
+}
+
+func TestConcurrentCancelRace(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 8, Inject: inject.New(inject.Options{Jitter: 200 * time.Microsecond})})
+	var delivered, releasedN atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 400 {
+		ctx, cancel := context.WithCancel(context.Background())
+		f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%3 == 0},
+			Work:    func() (int, error) { return i, nil },
+			Release: func(int) { releasedN.Add(1) }})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				cancel()
+			}
+			v, err := f.Wait(context.Background())
+			if err == nil {
+				if v != i {
+					t.Errorf("request %d got %d", i, v)
+				}
+				delivered.Add(1)
+			} else if !errors.Is(err, context.Canceled) {
+				t.Errorf("request %d: %v", i, err)
+			}
+			cancel()
+		}()
+	}
+	wg.Wait()
+	p.Close()
+	if p.InFlight() != 0 {
+		t.Fatalf("InFlight after Close = %d", p.InFlight())
+	}
+	s := p.Stats().Op(offload.OpSign)
+	if s.Submitted != 400 || s.Completed+s.Failed != 400 || s.Completed != uint64(delivered.Load()) {
+		t.Fatalf("stats %+v, delivered %d", s, delivered.Load())
+	}
+	checkGoroutines(t, before)
+}
+
+func BenchmarkSubmit(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		inline bool
+	}{{"inline", true}, {"worker", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := New(Config{Name: "bench", Workers: 1, MaxInFlight: 4})
+			defer p.Close()
+			ctx := context.Background()
+			o := Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: bc.inline}, Work: func() (int, error) { return 1, nil }}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Submit(p, ctx, o).Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// checkGoroutines waits for the goroutine count to fall back to before.
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A panic in an engine's work fails that operation, frees its slot and
+// leaves Close able to finish, on both the inline and the worker path.
+func TestWorkPanics(t *testing.T) {
+	p := New(Config{Name: "panicky", Workers: 1, MaxInFlight: 1})
+	for _, inline := range []bool{true, false} {
+		f := Submit(p, context.Background(), Op[int]{
+			Kind: offload.OpSign,
+			Call: offload.Call{Inline: inline},
+			Work: func() (int, error) { panic("boom") },
+		})
+		_, err := f.Wait(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+			t.Fatalf("inline=%v: err = %v", inline, err)
+		}
+		if n := p.InFlight(); n != 0 {
+			t.Fatalf("inline=%v: %d in flight after a panic", inline, n)
+		}
+	}
+	p.Close()
+}

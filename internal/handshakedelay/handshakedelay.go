@@ -1,0 +1,232 @@
+// Package handshakedelay runs the delayed-engine experiment: a TLS server on
+// loopback whose key lives in a software engine that adds a fixed delay to
+// every private-key operation, and N Go clients that handshake with it at
+// once. With the engine admitting N operations at once ("async"), the batch
+// takes about one delay; with one at a time ("stacked", a server whose
+// crypto blocks its only thread), about N delays. cmd/handshake-delay prints
+// the table; tests run it small.
+package handshakedelay
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/soft"
+	"github.com/offcrypt/offcrypt/signer"
+	"github.com/offcrypt/offcrypt/tlsconfig"
+)
+
+// Config describes one run.
+type Config struct {
+	Delay       time.Duration // added to every private-key operation
+	N           int           // concurrent handshakes
+	MaxInFlight int           // the engine's in-flight limit
+	Alg         string        // "ecdsa" (P-256) or "rsa" (2048 bits)
+	Mode        string        // a label for the result
+}
+
+// Result is what one run measured.
+type Result struct {
+	Config
+	Wall        time.Duration // from the first dial to the last handshake's end
+	PeakFlight  int64         // the most signatures the engine had in flight at once
+	Signed      uint64        // signatures the engine completed
+	OK          int           // handshakes that succeeded
+	FirstErr    error         // the first failed handshake's error, if any
+	Handshake50 time.Duration // median client handshake time
+	HandshakeMx time.Duration // slowest client handshake time
+}
+
+// Key makes a private key for alg: "ecdsa" (P-256) or "rsa" (2048 bits).
+func Key(alg string) (crypto.Signer, error) {
+	switch alg {
+	case "ecdsa":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return nil, fmt.Errorf("handshakedelay: %w: algorithm %q (want ecdsa or rsa)", offload.ErrInvalid, alg)
+}
+
+// Run runs the experiment once with priv as the server's key (a fresh
+// engine each time, so the statistics are the run's own). It fails only
+// when the setup fails; failed handshakes are counted in the result.
+func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
+	res := Result{Config: c}
+	if c.N < 1 || c.MaxInFlight < 1 || c.Delay < 0 {
+		return res, fmt.Errorf("handshakedelay: %w: N %d, MaxInFlight %d, Delay %v", offload.ErrInvalid, c.N, c.MaxInFlight, c.Delay)
+	}
+	eng, err := soft.New(soft.Options{Latency: c.Delay, MaxInFlight: c.MaxInFlight})
+	if err != nil {
+		return res, err
+	}
+	defer eng.Close()
+	key, err := eng.ImportKey(priv)
+	if err != nil {
+		return res, err
+	}
+	s, err := signer.New(key)
+	if err != nil {
+		return res, err
+	}
+	roots, leaf, err := issue(priv.Public())
+	if err != nil {
+		return res, err
+	}
+	cert, err := tlsconfig.Certificate([][]byte{leaf}, s)
+	if err != nil {
+		return res, err
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	srvCfg := tlsconfig.Server(cert)
+	var srv sync.WaitGroup
+	srvCtx, stop := context.WithCancel(ctx)
+	srv.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			srv.Go(func() {
+				defer conn.Close()
+				tc := tls.Server(conn, srvCfg)
+				if tc.HandshakeContext(srvCtx) == nil {
+					tc.Write([]byte{1})
+				}
+			})
+		}
+	})
+	defer func() {
+		stop()
+		ln.Close()
+		srv.Wait()
+	}()
+
+	cliCfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	var (
+		ok       atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+		times    = make([]time.Duration, c.N)
+		cli      sync.WaitGroup
+	)
+	start := time.Now()
+	for i := range c.N {
+		cli.Go(func() {
+			t0 := time.Now()
+			err := handshake(ctx, ln.Addr().String(), cliCfg)
+			times[i] = time.Since(t0)
+			if err == nil {
+				ok.Add(1)
+				return
+			}
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+		})
+	}
+	cli.Wait()
+	res.Wall = time.Since(start)
+	st := eng.Stats().Op(offload.OpSign)
+	res.PeakFlight = st.MaxInFlight
+	res.Signed = st.Completed
+	res.OK = int(ok.Load())
+	res.FirstErr = firstErr
+	res.Handshake50, res.HandshakeMx = quantiles(times)
+	return res, nil
+}
+
+// handshake dials addr, completes a handshake and reads the server's byte.
+func handshake(ctx context.Context, addr string, cfg *tls.Config) error {
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil {
+		return fmt.Errorf("read after handshake: %w", err)
+	}
+	return nil
+}
+
+func quantiles(d []time.Duration) (p50, mx time.Duration) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	s := append([]time.Duration(nil), d...)
+	for i := 1; i < len(s); i++ { // insertion sort: N is small
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s[len(s)/2], s[len(s)-1]
+}
+
+// issue makes a throwaway CA and a leaf for pub named localhost.
+func issue(pub crypto.PublicKey) (*x509.CertPool, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "handshake-delay CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leaf, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, pub, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, leaf, nil
+}
+
+// ErrIncomplete reports a run in which some handshake failed.
+var ErrIncomplete = errors.New("handshakedelay: some handshakes failed")
+
+// Check returns an error wrapping ErrIncomplete, with the first failure,
+// when not every handshake of r succeeded.
+func (r Result) Check() error {
+	if r.OK == r.N {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %d of %d ok; first error: %v", ErrIncomplete, r.Mode, r.OK, r.N, r.FirstErr)
+}

@@ -1,0 +1,373 @@
+package inject_test
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/inject"
+)
+
+// fake is a small engine on the dispatcher: Sign returns the digest
+// reversed, Random returns N bytes of 7; the rest is unsupported.
+type fake struct {
+	pool   *dispatch.Pool
+	closed atomic.Int32
+	gate   chan struct{} // when not nil, Sign waits for it
+}
+
+func newFake() *fake {
+	return &fake{pool: dispatch.New(dispatch.Config{Name: "fake", Workers: 2, MaxInFlight: 8})}
+}
+
+func (f *fake) Info() offload.Info {
+	return offload.Info{Name: "fake", MaxInFlight: 8, MaxInline: 64, Algorithms: []offload.Algorithm{offload.Ed25519, offload.Random}}
+}
+
+func (f *fake) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
+	if req.Key == nil || req.Key.Engine() != offload.Engine(f) {
+		return dispatch.Fail[[]byte](f.pool, offload.OpSign, offload.ErrForeignKey)
+	}
+	in := slices.Clone(req.Input())
+	gate := f.gate
+	return dispatch.Submit(f.pool, ctx, dispatch.Op[[]byte]{Kind: offload.OpSign, Call: req.Call, Key: req.Key,
+		Work: func() ([]byte, error) {
+			if gate != nil {
+				<-gate
+			}
+			slices.Reverse(in)
+			return in, nil
+		}})
+}
+
+func (f *fake) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
+	return dispatch.Fail[[]byte](f.pool, offload.OpDecrypt, offload.ErrUnsupported)
+}
+
+func (f *fake) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
+	return dispatch.Fail[offload.HashResult](f.pool, offload.OpHash, offload.ErrUnsupported)
+}
+
+func (f *fake) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
+	return dispatch.Fail[[]byte](f.pool, offload.OpCipher, offload.ErrUnsupported)
+}
+
+func (f *fake) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
+	return dispatch.Submit(f.pool, ctx, dispatch.Op[[]byte]{Kind: offload.OpRandom, Call: req.Call,
+		Work: func() ([]byte, error) {
+			b := make([]byte, req.N)
+			for i := range b {
+				b[i] = 7
+			}
+			return b, nil
+		}})
+}
+
+func (f *fake) Stats() offload.Snapshot { return f.pool.Stats() }
+
+func (f *fake) Close() error { f.closed.Add(1); f.pool.Close(); return nil }
+
+// importer is a fake that can import keys.
+type importer struct{ *fake }
+
+func (i importer) ImportKey(priv any) (*offload.Key, error) {
+	return offload.NewKey(i, offload.KeyEd25519, 256, nil, priv), nil
+}
+
+func (i importer) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
+	return offload.NewKey(i, t, bits, nil, nil), nil
+}
+
+func (i importer) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
+	// Keys are made with the importer as their engine.
+	if req.Key == nil || req.Key.Engine() != offload.Engine(i) {
+		return dispatch.Fail[[]byte](i.pool, offload.OpSign, offload.ErrForeignKey)
+	}
+	return i.fake.Sign(ctx, &offload.SignRequest{Key: offload.NewKey(i.fake, req.Key.Type(), 0, nil, nil), Digest: req.Digest, Opts: req.Opts})
+}
+
+func sign(e offload.Engine, ctx context.Context, key *offload.Key, msg string) *offload.Future[[]byte] {
+	return e.Sign(ctx, &offload.SignRequest{Key: key, Digest: []byte(msg), Opts: crypto.Hash(0)})
+}
+
+func TestWrapPassThrough(t *testing.T) {
+	before := runtime.NumGoroutine()
+	inner := importer{newFake()}
+	w := inject.Wrap(inner, inject.Options{})
+	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || w.Inner() != offload.Engine(inner) {
+		t.Fatalf("Info %+v", w.Info())
+	}
+	key, err := w.ImportKey("secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key.Engine() != offload.Engine(w) {
+		t.Fatal("an imported key does not belong to the wrapper")
+	}
+	if ik, ok := key.Handle().(*offload.Key); !ok || ik.Engine() != offload.Engine(inner) {
+		t.Fatal("an imported key's handle is not the inner engine's key")
+	}
+	gk, err := w.GenerateKey(context.Background(), offload.KeyEd25519, 0)
+	if err != nil || gk.Engine() != offload.Engine(w) {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	// A key of the inner engine's own is forwarded as it is.
+	ik := key.Handle().(*offload.Key)
+	if v, err := sign(w, context.Background(), ik, "xy").Wait(context.Background()); string(v) != "yx" || err != nil {
+		t.Fatalf("Sign with the inner key = %q, %v", v, err)
+	}
+	v, err := sign(w, context.Background(), key, "abc").Wait(context.Background())
+	if string(v) != "cba" || err != nil {
+		t.Fatalf("Sign = %q, %v", v, err)
+	}
+	r, err := w.Random(context.Background(), &offload.RandomRequest{N: 3}).Wait(context.Background())
+	if len(r) != 3 || err != nil {
+		t.Fatalf("Random = %v, %v", r, err)
+	}
+	if s := w.Stats().Op(offload.OpSign); s.Completed != 2 {
+		t.Fatalf("Stats is not the inner's: %+v", s)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if inner.closed.Load() != 1 {
+		t.Fatal("Close did not close the inner engine")
+	}
+	w.Close()
+	if inner.closed.Load() != 1 {
+		t.Fatal("second Close closed the inner engine again")
+	}
+	for name, err := range map[string]error{
+		"sign":     sign(w, context.Background(), key, "x").Err(),
+		"decrypt":  w.Decrypt(context.Background(), &offload.DecryptRequest{Key: key}).Err(),
+		"hash":     w.Hash(context.Background(), &offload.HashRequest{Hash: crypto.SHA256}).Err(),
+		"cipher":   w.Cipher(context.Background(), &offload.CipherRequest{Key: key}).Err(),
+		"random":   w.Random(context.Background(), &offload.RandomRequest{N: 1}).Err(),
+		"import":   func() error { _, err := w.ImportKey("x"); return err }(),
+		"generate": func() error { _, err := w.GenerateKey(context.Background(), offload.KeyAES, 128); return err }(),
+	} {
+		if !errors.Is(err, offload.ErrClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+	checkGoroutines(t, before)
+}
+
+func TestWrapNoImporter(t *testing.T) {
+	w := inject.Wrap(newFake(), inject.Options{})
+	defer w.Close()
+	if _, err := w.ImportKey("x"); !errors.Is(err, offload.ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("ImportKey on a non-importer: %v", err)
+	}
+	if _, err := w.GenerateKey(context.Background(), offload.KeyAES, 128); !errors.Is(err, offload.ErrUnsupported) {
+		t.Fatalf("GenerateKey on a non-generator: %v", err)
+	}
+}
+
+func TestWrapLatency(t *testing.T) {
+	inner := newFake()
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	w := inject.Wrap(inner, inject.Options{Latency: time.Millisecond, Jitter: time.Millisecond})
+	defer w.Close()
+	q := offload.NewQueue()
+	for i := range 50 {
+		q.Add(sign(w, context.Background(), key, string([]byte{'a', byte('0' + i%10)})), i)
+	}
+	dst := make([]offload.Completion, 8)
+	n := 0
+	for {
+		m, err := q.Collect(context.Background(), dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m == 0 {
+			break
+		}
+		for _, c := range dst[:m] {
+			v, err := c.Future.(*offload.Future[[]byte]).Poll()
+			i := c.Tag.(int)
+			if err != nil || string(v) != string([]byte{byte('0' + i%10), 'a'}) {
+				t.Fatalf("request %d: %q, %v", i, v, err)
+			}
+		}
+		n += m
+	}
+	if n != 50 {
+		t.Fatalf("collected %d", n)
+	}
+	if s := w.Stats().Op(offload.OpSign); s.Completed != 50 {
+		t.Fatalf("inner stats %+v", s)
+	}
+}
+
+func TestWrapDelayedContextEnds(t *testing.T) {
+	inner := newFake()
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	w := inject.Wrap(inner, inject.Options{Latency: time.Hour})
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := sign(w, ctx, key, "x")
+	if _, err := f.Poll(); err != offload.ErrNotReady {
+		t.Fatalf("Poll = %v", err)
+	}
+	cancel()
+	_, err := f.Wait(context.Background())
+	var oe *offload.OpError
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &oe) || oe.Engine != "inject(fake)" {
+		t.Fatalf("Wait = %v", err)
+	}
+	if s := w.Stats().Op(offload.OpSign); s.Submitted != 0 {
+		t.Fatalf("a cancelled delayed request reached the inner engine: %+v", s)
+	}
+	// Already ended: fails at once.
+	if err := sign(w, ctx, key, "y").Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dead ctx: %v", err)
+	}
+}
+
+func TestWrapForwardedContextEnds(t *testing.T) {
+	inner := newFake()
+	inner.gate = make(chan struct{})
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	w := inject.Wrap(inner, inject.Options{Latency: time.Microsecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	f := sign(w, ctx, key, "x")
+	waitFor(t, func() bool { return w.Stats().Op(offload.OpSign).InFlight == 1 })
+	cancel()
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v", err)
+	}
+	close(inner.gate)
+	w.Close()
+	if v, err := f.Poll(); v != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("late result delivered: %q, %v", v, err)
+	}
+}
+
+func TestWrapFaults(t *testing.T) {
+	boom := errors.New("boom")
+	inner := newFake()
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	for _, lat := range []time.Duration{0, time.Microsecond} {
+		w := inject.Wrap(inner, inject.Options{Latency: lat, Faults: []inject.Fault{{Every: 2, Err: boom}}})
+		before := w.Stats().Op(offload.OpSign).Submitted
+		for i := 1; i <= 6; i++ {
+			v, err := sign(w, context.Background(), key, "ab").Wait(context.Background())
+			if i%2 == 0 {
+				var oe *offload.OpError
+				if !errors.Is(err, boom) || !errors.As(err, &oe) || oe.Op != offload.OpSign {
+					t.Fatalf("latency %v request %d: %v", lat, i, err)
+				}
+				continue
+			}
+			if string(v) != "ba" || err != nil {
+				t.Fatalf("latency %v request %d: %q %v", lat, i, v, err)
+			}
+		}
+		if got := w.Stats().Op(offload.OpSign).Submitted - before; got != 3 {
+			t.Fatalf("inner saw %d requests, want 3", got)
+		}
+	}
+	inner.Close()
+}
+
+func TestWrapDrop(t *testing.T) {
+	before := runtime.NumGoroutine()
+	inner := newFake()
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	w := inject.Wrap(inner, inject.Options{Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpSign }, Drop: true}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	a := sign(w, ctx, key, "a")
+	b := sign(w, context.Background(), key, "b")
+	delayed := inject.Wrap(inner, inject.Options{Latency: time.Hour})
+	c := sign(delayed, context.Background(), key, "c")
+	// Other requests pass while the dropped ones stay pending.
+	if v, err := w.Random(context.Background(), &offload.RandomRequest{N: 2}).Wait(context.Background()); len(v) != 2 || err != nil {
+		t.Fatalf("random: %v", err)
+	}
+	for _, f := range []*offload.Future[[]byte]{a, b, c} {
+		if _, err := f.Poll(); err != offload.ErrNotReady {
+			t.Fatalf("dropped request resolved: %v", err)
+		}
+	}
+	cancel()
+	if _, err := a.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dropped after cancel: %v", err)
+	}
+	var wg sync.WaitGroup
+	for _, e := range []*inject.Engine{w, delayed} {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.Close() }()
+	}
+	wg.Wait()
+	for _, f := range []*offload.Future[[]byte]{b, c} {
+		if _, err := f.Poll(); !errors.Is(err, offload.ErrClosed) {
+			t.Fatalf("held request after Close: %v", err)
+		}
+	}
+	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 0 {
+		t.Fatalf("dropped requests reached the inner engine: %+v", s)
+	}
+	checkGoroutines(t, before)
+}
+
+func TestWrapConcurrentCancel(t *testing.T) {
+	before := runtime.NumGoroutine()
+	inner := newFake()
+	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
+	w := inject.Wrap(inner, inject.Options{Jitter: 500 * time.Microsecond,
+		Faults: []inject.Fault{{Every: 7, Drop: true}, {Every: 5, Err: errors.New("x")}}})
+	var wg sync.WaitGroup
+	var resolved atomic.Int32
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		f := sign(w, ctx, key, "xy")
+		f.OnResolve(func() { resolved.Add(1) })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			if i%2 == 0 {
+				cancel()
+			}
+			if i%3 == 0 {
+				return // leave it to Close or cancel
+			}
+			// Every context ends in the end, so even dropped requests resolve.
+			wctx, wcancel := context.WithTimeout(ctx, time.Duration(i%4)*time.Millisecond)
+			defer wcancel()
+			v, err := f.Wait(wctx)
+			if err == nil && string(v) != "yx" {
+				t.Errorf("wrong result %q", v)
+			}
+		}()
+	}
+	wg.Wait()
+	w.Close()
+	waitFor(t, func() bool { return resolved.Load() == 300 })
+	checkGoroutines(t, before)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+}

@@ -1,0 +1,113 @@
+package pkcs11
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+// Config configures an engine. It is copied at Open and never read again.
+type Config struct {
+	// Module is the path of the PKCS #11 module (a shared library), for
+	// example /usr/lib/softhsm/libsofthsm2.so.
+	Module string
+
+	// TokenLabel, TokenSerial and Slot choose the token: every one that is
+	// set must match, and exactly one initialised token must. With none set
+	// the module must have exactly one initialised token.
+	TokenLabel  string
+	TokenSerial string
+	Slot        *uint
+
+	// PIN returns the user PIN. It is called once, at Open; the engine logs
+	// in once and never retries a PIN the token refused. Nil opens the
+	// token without logging in (public objects only). A login belongs to the
+	// process: when another engine in the process is already logged in to
+	// the token, the token does not check the PIN again.
+	PIN func(context.Context) ([]byte, error)
+
+	// MaxInFlight is the number of operations admitted at once, which is
+	// also the number of sessions the engine opens and of worker goroutines
+	// it runs. Zero means 4.
+	MaxInFlight int
+
+	// MaxInline is the largest payload one request may carry, in bytes.
+	// Zero means 32 KiB.
+	MaxInline int
+}
+
+const (
+	defaultMaxInFlight = 4
+	defaultMaxInline   = 32 << 10
+)
+
+// withDefaults returns c with its zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.MaxInline <= 0 {
+		c.MaxInline = defaultMaxInline
+	}
+	return c
+}
+
+// ConfigFromURI returns the Config an RFC 7512 URI describes: module-path,
+// the token (token, serial, slot-id), max-sessions as MaxInFlight, and a PIN
+// from pin-value or from pin-source, a file named by a "file:" URI or an
+// absolute path and read when the engine opens (one trailing newline is
+// dropped). Other pin-source schemes fail with offload.ErrUnsupported.
+// Object attributes are ignored: pass the same URI to Engine.FindKey.
+func ConfigFromURI(u *URI) (Config, error) {
+	if u == nil {
+		return Config{}, fmt.Errorf("pkcs11: nil URI: %w", offload.ErrInvalid)
+	}
+	if u.ModulePath == "" {
+		return Config{}, fmt.Errorf("pkcs11: URI has no module-path: %w", offload.ErrInvalid)
+	}
+	c := Config{
+		Module:      u.ModulePath,
+		TokenLabel:  u.Token,
+		TokenSerial: u.Serial,
+		MaxInFlight: u.MaxSessions,
+	}
+	if u.SlotID != nil {
+		s := *u.SlotID
+		c.Slot = &s
+	}
+	switch {
+	case u.PinValue != "" && u.PinSource != "":
+		return Config{}, fmt.Errorf("pkcs11: URI has both pin-value and pin-source: %w", offload.ErrInvalid)
+	case u.PinValue != "":
+		pin := u.PinValue
+		c.PIN = func(context.Context) ([]byte, error) { return []byte(pin), nil }
+	case u.PinSource != "":
+		path, ok := strings.CutPrefix(u.PinSource, "file:")
+		if !ok && !strings.HasPrefix(path, "/") {
+			return Config{}, fmt.Errorf("pkcs11: pin-source %q: only files are supported: %w", u.PinSource, offload.ErrUnsupported)
+		}
+		if p, ok := strings.CutPrefix(path, "//"); ok { // file:///run/pin or file://localhost/run/pin
+			host, rest, _ := strings.Cut(p, "/")
+			if host != "" && host != "localhost" {
+				return Config{}, fmt.Errorf("pkcs11: pin-source %q: a file on another host: %w", u.PinSource, offload.ErrUnsupported)
+			}
+			path = "/" + rest
+		}
+		if !strings.HasPrefix(path, "/") {
+			return Config{}, fmt.Errorf("pkcs11: pin-source %q: not an absolute path: %w", u.PinSource, offload.ErrInvalid)
+		}
+		c.PIN = func(context.Context) ([]byte, error) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("pkcs11: pin-source: %w", err)
+			}
+			b, _ = bytes.CutSuffix(b, []byte("\n"))
+			return b, nil
+		}
+	}
+	return c, nil
+}

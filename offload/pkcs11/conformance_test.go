@@ -1,0 +1,45 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"context"
+	"testing"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/conformance"
+)
+
+// TestConformance runs the shared suite against SoftHSM2, with keys
+// generated on the token (the engine imports none, so the suite's
+// known-key vectors are left to engines that can import).
+func TestConformance(t *testing.T) {
+	needHSM(t)
+	conformance.Run(t, func(t *testing.T) conformance.Setup {
+		e, err := Open(context.Background(), Config{
+			Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN), MaxInFlight: 2,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conformance.Setup{
+			Engine:   e,
+			Generate: e.GenerateKey,
+			Saturate: func(t *testing.T) func() {
+				release := make(chan struct{})
+				var held []*offload.Future[[]byte]
+				for range e.Info().MaxInFlight {
+					started := make(chan struct{})
+					held = append(held, block(e, context.Background(), started, release))
+					<-started
+				}
+				return func() {
+					close(release)
+					for _, f := range held {
+						f.Wait(context.Background())
+					}
+				}
+			},
+		}
+	})
+}

@@ -1,0 +1,58 @@
+// Package pkcs11 is an offload.Engine for hardware security modules and
+// tokens reached through PKCS #11 (github.com/miekg/pkcs11).
+//
+//	eng, err := pkcs11.Open(ctx, pkcs11.Config{
+//		Module:     "/usr/lib/softhsm/libsofthsm2.so",
+//		TokenLabel: "web",
+//		PIN:        func(context.Context) ([]byte, error) { return []byte("1234"), nil },
+//	})
+//	key, err := eng.FindKey(ctx, "pkcs11:token=web;object=tls-key;type=private")
+//	s, err := signer.New(key)
+//
+// # Sessions and threads
+//
+// The engine opens MaxInFlight sessions on the token and runs one worker
+// goroutine per session. Every call into the module (cgo) happens on those
+// workers, never on a caller's goroutine: callers wait on a Future, so ten
+// thousand waiting callers cost ten thousand goroutines, not ten thousand OS
+// threads. Call.Inline is therefore ignored. Admission is first come, first
+// served (offload.Limiter); a request whose context ends while it waits for a
+// session never reaches the token, and one whose context ends while the token
+// works finishes on its worker, its result dropped, so a session is never
+// abandoned in the middle of an operation.
+//
+// # Module initialisation
+//
+// C_Initialize and C_Finalize act on process-wide state inside the module, so
+// the package keeps one reference-counted record per module path: the first
+// engine on a module initialises it, the last one to close finalises it.
+// Logins are per token and per process too, and are counted the same way.
+//
+// # Keys
+//
+// Keys are found by RFC 7512 URI (ParseURI, Engine.FindKey) or generated on
+// the token (Engine.GenerateKey). A private key whose public object is
+// missing takes its public half from a certificate with the same CKA_ID or
+// label, or from the private object's own attributes.
+//
+// # Mechanisms
+//
+// ECDSA signs with CKM_ECDSA over the digest, RSA with CKM_RSA_PKCS (the
+// DigestInfo prefix built here) or CKM_RSA_PKCS_PSS, Ed25519 with CKM_EDDSA
+// (pure Ed25519 only). A Message request goes whole to the token when it
+// lists the combined hash-and-sign mechanism (CKM_ECDSA_SHA256,
+// CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, ...) and is hashed in Go
+// otherwise. RSA-OAEP decrypts with raw RSA on the token (CKM_RSA_X_509) and
+// removes the padding here, in constant time, so every hash and label works
+// exactly as in crypto/rsa; where raw RSA is refused it uses
+// CKM_RSA_PKCS_OAEP. PKCS #1 v1.5 decrypts with CKM_RSA_PKCS. Random bytes
+// come from C_GenerateRandom. Hash and Cipher requests fail with
+// offload.ErrUnsupported for now: stateful C_Digest sessions for hasher/ and
+// AES for cipher/ are still to come. Info lists only what the token's
+// C_GetMechanismList offers.
+//
+// # Builds without cgo
+//
+// The engine needs cgo. Without it the package still builds: ParseURI works,
+// and Open fails with an error wrapping offload.ErrUnsupported.
+package pkcs11

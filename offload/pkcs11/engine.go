@@ -1,0 +1,439 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+const name = "pkcs11"
+
+// Engine is an offload.Engine on one PKCS #11 token. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	cfg   Config
+	mod   *module
+	p     *pkcs11.Ctx
+	slot  uint
+	token pkcs11.TokenInfo
+	login bool
+	info  offload.Info
+	mechs map[uint]pkcs11.MechanismInfo
+
+	limit *offload.Limiter
+	jobs  chan task
+	stats offload.Stats
+
+	mu       sync.RWMutex // held for reading while a job is queued; for writing by Close
+	closed   atomic.Bool
+	ops      sync.WaitGroup // admitted jobs not yet finished
+	workers  sync.WaitGroup
+	sessions []pkcs11.SessionHandle
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ offload.Engine    = (*Engine)(nil)
+	_ offload.Generator = (*Engine)(nil)
+)
+
+// worker is what a job runs with: the module and the worker's own session.
+type worker struct {
+	p  *pkcs11.Ctx
+	sh pkcs11.SessionHandle
+}
+
+// task is a queued job, whatever its result type.
+type task interface {
+	run(w *worker)   // do the work on w's session and deliver
+	abort(err error) // fail without doing the work
+}
+
+// Open loads the module (or takes another reference on it), finds the token,
+// opens MaxInFlight sessions, logs in with the PIN and starts one worker per
+// session. A token that does not match is an error wrapping
+// offload.ErrNotFound; a PIN the token refuses, one wrapping offload.ErrAuth
+// (the PIN is tried once, never again). Open runs on the caller's goroutine;
+// every operation after it runs on the engine's workers.
+func Open(ctx context.Context, c Config) (*Engine, error) {
+	c = c.withDefaults()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	mod, err := acquireModule(c.Module)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: c, mod: mod, p: mod.ctx}
+	if err := e.open(ctx); err != nil {
+		for _, sh := range e.sessions {
+			e.p.CloseSession(sh)
+		}
+		mod.release()
+		return nil, err
+	}
+	e.limit = offload.NewLimiter(c.MaxInFlight)
+	e.jobs = make(chan task, c.MaxInFlight)
+	e.workers.Add(len(e.sessions))
+	for _, sh := range e.sessions {
+		go e.work(&worker{p: e.p, sh: sh})
+	}
+	return e, nil
+}
+
+func (e *Engine) open(ctx context.Context) error {
+	slot, err := e.findToken()
+	if err != nil {
+		return err
+	}
+	e.slot = slot
+	if e.token, err = e.p.GetTokenInfo(slot); err != nil {
+		return ckErr("C_GetTokenInfo", err)
+	}
+	if err := e.readMechanisms(); err != nil {
+		return err
+	}
+	flags := uint(pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION)
+	for range e.cfg.MaxInFlight {
+		sh, err := e.p.OpenSession(slot, flags)
+		if code, _ := ckCode(err); code == pkcs11.CKR_TOKEN_WRITE_PROTECTED {
+			flags = pkcs11.CKF_SERIAL_SESSION
+			sh, err = e.p.OpenSession(slot, flags)
+		}
+		if err != nil {
+			return ckErr("C_OpenSession", err)
+		}
+		e.sessions = append(e.sessions, sh)
+	}
+	if e.cfg.PIN == nil {
+		return nil
+	}
+	pin, err := e.cfg.PIN(ctx)
+	if err != nil {
+		return fmt.Errorf("pkcs11: PIN callback: %w", err)
+	}
+	err = e.mod.login(e.sessions[0], slot, string(pin))
+	clear(pin)
+	if err != nil {
+		return err
+	}
+	e.login = true
+	return nil
+}
+
+// findToken returns the slot of the one token that matches the Config.
+func (e *Engine) findToken() (uint, error) {
+	slots, err := e.p.GetSlotList(true)
+	if err != nil {
+		return 0, ckErr("C_GetSlotList", err)
+	}
+	var found []uint
+	for _, s := range slots {
+		if e.cfg.Slot != nil && *e.cfg.Slot != s {
+			continue
+		}
+		ti, err := e.p.GetTokenInfo(s)
+		if err != nil || ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+			continue // gone meanwhile, or a blank token (SoftHSM always offers one)
+		}
+		if e.cfg.TokenLabel != "" && ti.Label != e.cfg.TokenLabel {
+			continue
+		}
+		if e.cfg.TokenSerial != "" && ti.SerialNumber != e.cfg.TokenSerial {
+			continue
+		}
+		found = append(found, s)
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v): %w",
+			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), offload.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return 0, fmt.Errorf("pkcs11: %d tokens match (label %q, serial %q, slot %v); say which: %w",
+		len(found), e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), offload.ErrInvalid)
+}
+
+func slotString(s *uint) string {
+	if s == nil {
+		return "any"
+	}
+	return fmt.Sprint(*s)
+}
+
+// Mechanisms the miekg/pkcs11 v1.1.2 constants lack (PKCS #11 3.0).
+const (
+	ckkECEdwards           = 0x40
+	ckmECEdwardsKeyPairGen = 0x1055
+	ckmEdDSA               = 0x1057
+
+	ckfSign    = pkcs11.CKF_SIGN
+	ckfDecrypt = pkcs11.CKF_DECRYPT
+)
+
+// readMechanisms builds Info from C_GetMechanismList and C_GetMechanismInfo.
+func (e *Engine) readMechanisms() error {
+	list, err := e.p.GetMechanismList(e.slot)
+	if err != nil {
+		return ckErr("C_GetMechanismList", err)
+	}
+	e.mechs = make(map[uint]pkcs11.MechanismInfo, len(list))
+	for _, m := range list {
+		mi, err := e.p.GetMechanismInfo(e.slot, []*pkcs11.Mechanism{m})
+		if err != nil {
+			continue
+		}
+		e.mechs[m.Mechanism] = mi
+	}
+	has := func(m, flag uint) bool {
+		mi, ok := e.mechs[m]
+		return ok && mi.Flags&flag != 0
+	}
+	info := offload.Info{Name: name, MaxInFlight: e.cfg.MaxInFlight, MaxInline: e.cfg.MaxInline}
+	if has(pkcs11.CKM_ECDSA, ckfSign) {
+		info.Algorithms = append(info.Algorithms, offload.ECDSAP256, offload.ECDSAP384, offload.ECDSAP521)
+	}
+	if has(pkcs11.CKM_RSA_PKCS, ckfSign) {
+		info.Algorithms = append(info.Algorithms, offload.RSAPKCS1v15)
+	}
+	if has(pkcs11.CKM_RSA_PKCS_PSS, ckfSign) {
+		info.Algorithms = append(info.Algorithms, offload.RSAPSS)
+	}
+	if has(pkcs11.CKM_RSA_PKCS_OAEP, ckfDecrypt) || has(pkcs11.CKM_RSA_X_509, ckfDecrypt) {
+		info.Algorithms = append(info.Algorithms, offload.RSAOAEP)
+	}
+	if has(pkcs11.CKM_RSA_PKCS, ckfDecrypt) {
+		info.Algorithms = append(info.Algorithms, offload.RSAPKCS1v15Decrypt)
+	}
+	if has(ckmEdDSA, ckfSign) {
+		info.Algorithms = append(info.Algorithms, offload.Ed25519)
+	}
+	info.Algorithms = append(info.Algorithms, offload.Random)
+	slices.Sort(info.Algorithms)
+	if mi, ok := e.mechs[pkcs11.CKM_RSA_PKCS]; ok {
+		info.MinRSABits, info.MaxRSABits = int(mi.MinKeySize), int(mi.MaxKeySize)
+	}
+	e.info = info
+	return nil
+}
+
+// hasMech reports whether the token lists mechanism m with flag.
+func (e *Engine) hasMech(m, flag uint) bool {
+	mi, ok := e.mechs[m]
+	return ok && mi.Flags&flag != 0
+}
+
+// Info describes the engine. Algorithms lists only what the token's
+// mechanism list offers, and Random.
+func (e *Engine) Info() offload.Info {
+	i := e.info
+	i.Algorithms = slices.Clone(i.Algorithms)
+	return i
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() offload.Snapshot { return e.stats.Snapshot() }
+
+// work is a worker goroutine: it owns one session and runs jobs on it.
+func (e *Engine) work(w *worker) {
+	defer e.workers.Done()
+	for t := range e.jobs {
+		if e.closed.Load() {
+			t.abort(errClosed)
+			continue
+		}
+		t.run(w)
+	}
+}
+
+// Close fails queued operations with ErrClosed, waits for the ones the token
+// is working on, logs out (when no other engine in the process is logged in
+// to the token), closes the sessions and finalises the module when this is
+// its last engine. Open and Close are the only methods that call the module
+// on the caller's goroutine. Calls after the first return the first one's
+// error.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed.Store(true)
+		close(e.jobs)
+		e.mu.Unlock()
+		e.workers.Wait()
+		e.ops.Wait()
+
+		var errs []error
+		if e.login {
+			errs = append(errs, e.mod.logout(e.sessions[0], e.slot))
+		}
+		for _, sh := range e.sessions {
+			errs = append(errs, ckErr("C_CloseSession", e.p.CloseSession(sh)))
+		}
+		errs = append(errs, e.mod.release())
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
+
+// job is one operation queued for a worker.
+type job[T any] struct {
+	e       *Engine
+	op      offload.Op
+	count   bool // counted in Stats
+	wrap    func(error) error
+	work    func(*worker) (T, error)
+	promise offload.Promise[T]
+	stop    func() bool
+	start   time.Time
+}
+
+// submit admits work and queues it for a worker. count says whether it is
+// one of the engine's operations (counted in Stats, errors wrapped in an
+// *offload.OpError for op) or housekeeping such as a key lookup. work must
+// not read the caller's memory: copy inputs first.
+func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
+	wrap := func(err error) error {
+		if count {
+			return offload.Wrap(name, op, err)
+		}
+		return err
+	}
+	if e.closed.Load() {
+		return offload.Failed[T](wrap(errClosed))
+	}
+	if ctx.Err() != nil {
+		return offload.Failed[T](wrap(context.Cause(ctx)))
+	}
+	if call.NoWait {
+		if !e.limit.TryAcquire() {
+			return offload.Failed[T](wrap(offload.ErrBusy))
+		}
+	} else if err := e.limit.Acquire(ctx); err != nil {
+		return offload.Failed[T](wrap(err))
+	}
+	e.mu.RLock()
+	if e.closed.Load() {
+		e.mu.RUnlock()
+		e.limit.Release()
+		return offload.Failed[T](wrap(errClosed))
+	}
+	e.ops.Add(1)
+	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, promise: offload.NewPromise[T]()}
+	if count {
+		j.start = e.stats.Start(op)
+	}
+	if ctx.Done() != nil {
+		j.stop = context.AfterFunc(ctx, func() {
+			j.promise.Resolve(*new(T), wrap(context.Cause(ctx)))
+		})
+	}
+	e.jobs <- j // never blocks: the channel holds as many jobs as there are slots
+	e.mu.RUnlock()
+	return j.promise.Future()
+}
+
+// errClosed is the error of a call on, or a job failed by, a closed engine.
+var errClosed = fmt.Errorf("pkcs11: %w", offload.ErrClosed)
+
+func (j *job[T]) run(w *worker) {
+	if !j.promise.Pending() {
+		// Cancelled while queued: the token never sees it.
+		j.finish()
+		return
+	}
+	v, err := j.work(w)
+	j.deliver(v, j.wrap(err))
+}
+
+func (j *job[T]) abort(err error) {
+	j.deliver(*new(T), j.wrap(err))
+}
+
+// deliver resolves the future with v and err, unless the context's end did
+// first, in which case v is dropped. The counters and the slot are settled
+// before the caller is woken, so a caller that sees the result sees them too.
+func (j *job[T]) deliver(v T, err error) {
+	if j.stop != nil {
+		j.stop()
+	}
+	outcome := err
+	if !j.promise.Pending() {
+		outcome = j.promise.Future().Err()
+	}
+	j.settle(outcome)
+	j.promise.Resolve(v, err) // refused if the context's end won
+	j.e.ops.Done()
+}
+
+// finish ends a job that was never run (its future already resolved).
+func (j *job[T]) finish() {
+	if j.stop != nil {
+		j.stop()
+	}
+	j.settle(j.promise.Future().Err())
+	j.e.ops.Done()
+}
+
+// settle records the outcome and frees the job's slot.
+func (j *job[T]) settle(outcome error) {
+	if j.count {
+		j.e.stats.Finish(j.op, j.start, outcome)
+	}
+	j.e.limit.Release()
+}
+
+// failed returns a future failed with err for op.
+func failed[T any](op offload.Op, err error) *offload.Future[T] {
+	return offload.Failed[T](offload.Wrap(name, op, err))
+}
+
+// Random returns req.N bytes from C_GenerateRandom. N may not exceed
+// Info().MaxInline.
+func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
+	switch {
+	case req == nil || req.N < 0 || req.N > e.cfg.MaxInline:
+		n := -1
+		if req != nil {
+			n = req.N
+		}
+		return failed[[]byte](offload.OpRandom, fmt.Errorf("pkcs11: random: %d bytes, want 0..%d: %w", n, e.cfg.MaxInline, offload.ErrInvalid))
+	case e.closed.Load():
+		return failed[[]byte](offload.OpRandom, errClosed)
+	case req.N == 0:
+		return offload.Resolved([]byte{}, nil)
+	}
+	n := req.N
+	return submit(e, ctx, offload.OpRandom, true, req.Call, func(w *worker) ([]byte, error) {
+		b, err := w.p.GenerateRandom(w.sh, n)
+		if err != nil {
+			return nil, ckErr("C_GenerateRandom", err)
+		}
+		if len(b) != n {
+			return nil, fmt.Errorf("pkcs11: C_GenerateRandom returned %d bytes, want %d", len(b), n)
+		}
+		return b, nil
+	})
+}
+
+// Hash fails with offload.ErrUnsupported: hashing on the token (stateful
+// C_Digest sessions for hasher/) is not written yet.
+func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
+	return failed[offload.HashResult](offload.OpHash, fmt.Errorf("pkcs11: hash: %w", offload.ErrUnsupported))
+}
+
+// Cipher fails with offload.ErrUnsupported: AES on the token is not written
+// yet.
+func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
+	return failed[[]byte](offload.OpCipher, fmt.Errorf("pkcs11: cipher: %w", offload.ErrUnsupported))
+}

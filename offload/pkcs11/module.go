@@ -1,0 +1,132 @@
+//go:build cgo
+
+package pkcs11
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+// modules holds one record per loaded module path.
+//
+// This is package-level state on purpose: C_Initialize and C_Finalize act on
+// state that lives inside the module and is global to the process, and a
+// login belongs to the process and the token, not to one session. Two
+// engines on the same module must therefore share one initialisation and
+// one login, and the last to close must be the only one to finalise. The
+// mutex is held only while engines open and close, never around operations.
+var modules struct {
+	mu sync.Mutex
+	m  map[string]*module
+}
+
+// A module is one loaded PKCS #11 library and its reference counts. Its
+// fields are guarded by modules.mu.
+type module struct {
+	path   string
+	ctx    *pkcs11.Ctx
+	refs   int          // engines holding the module
+	owned  bool         // this package called C_Initialize and may finalise
+	logins map[uint]int // per slot: engines that logged in
+}
+
+// acquireModule loads and initialises the module at path, or takes another
+// reference on it.
+func acquireModule(path string) (*module, error) {
+	if path == "" {
+		return nil, fmt.Errorf("pkcs11: no module path: %w", offload.ErrInvalid)
+	}
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: module %q: %w: %w", path, err, offload.ErrInvalid)
+	}
+	if real, err := filepath.EvalSymlinks(key); err == nil {
+		key = real
+	}
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	m := modules.m[key]
+	if m == nil {
+		if _, err := os.Stat(key); err != nil {
+			return nil, fmt.Errorf("pkcs11: module %q: %w: %w", path, err, offload.ErrNotFound)
+		}
+		ctx := pkcs11.New(key)
+		if ctx == nil {
+			return nil, fmt.Errorf("pkcs11: %q is not a PKCS #11 module (it cannot be loaded or has no C_GetFunctionList): %w",
+				path, offload.ErrInvalid)
+		}
+		m = &module{path: key, ctx: ctx, logins: make(map[uint]int)}
+		if modules.m == nil {
+			modules.m = make(map[string]*module)
+		}
+		modules.m[key] = m
+	}
+	if m.refs == 0 {
+		err := m.ctx.Initialize()
+		switch code, _ := ckCode(err); {
+		case err == nil:
+			m.owned = true
+		case code == pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED:
+			// Someone else in this process initialised it: use it, and leave
+			// finalising to them.
+			m.owned = false
+		default:
+			return nil, ckErr("C_Initialize", err)
+		}
+	}
+	m.refs++
+	return m, nil
+}
+
+// release drops a reference; the last one finalises the module. The library
+// itself stays loaded: unloading modules that link OpenSSL (SoftHSM among
+// them) is not safe in every version, and a later Open reuses it.
+func (m *module) release() error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	m.refs--
+	if m.refs > 0 || !m.owned {
+		return nil
+	}
+	m.owned = false
+	return ckErr("C_Finalize", m.ctx.Finalize())
+}
+
+// login logs the process in to the token in slot through session sh, unless
+// another engine already did.
+func (m *module) login(sh pkcs11.SessionHandle, slot uint, pin string) error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	if m.logins[slot] == 0 {
+		err := m.ctx.Login(sh, pkcs11.CKU_USER, pin)
+		if code, _ := ckCode(err); err != nil && code != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+			return ckErr("C_Login", err)
+		}
+	}
+	m.logins[slot]++
+	return nil
+}
+
+// logout drops an engine's login on slot; the last one logs out through sh.
+func (m *module) logout(sh pkcs11.SessionHandle, slot uint) error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	m.logins[slot]--
+	if m.logins[slot] > 0 {
+		return nil
+	}
+	delete(m.logins, slot)
+	err := m.ctx.Logout(sh)
+	if code, _ := ckCode(err); code == pkcs11.CKR_USER_NOT_LOGGED_IN {
+		return nil
+	}
+	return ckErr("C_Logout", err)
+}
+
+var errNoToken = errors.New("no token matches")

@@ -1,0 +1,54 @@
+package soft_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/conformance"
+	"github.com/offcrypt/offcrypt/offload/inject"
+	"github.com/offcrypt/offcrypt/offload/soft"
+)
+
+// TestConformance runs the suite every engine passes.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Setup {
+		// Random requests are dropped while hold is set: each then keeps its
+		// in-flight slot until its context ends, which is how Saturate fills
+		// the engine.
+		var hold atomic.Bool
+		const maxInFlight = 32
+		eng, err := soft.New(soft.Options{
+			Workers:     2,
+			MaxInFlight: maxInFlight,
+			Faults: []inject.Fault{{
+				If:   func(r inject.Request) bool { return r.Op == offload.OpRandom && hold.Load() },
+				Drop: true,
+			}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conformance.Setup{
+			Engine:   eng,
+			Import:   eng.ImportKey,
+			Generate: eng.GenerateKey,
+			Saturate: func(t *testing.T) func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				hold.Store(true)
+				held := make([]*offload.Future[[]byte], maxInFlight)
+				for i := range held {
+					held[i] = eng.Random(ctx, &offload.RandomRequest{N: 1})
+				}
+				hold.Store(false)
+				return func() {
+					cancel()
+					for _, f := range held {
+						<-f.Done()
+					}
+				}
+			},
+		}
+	})
+}

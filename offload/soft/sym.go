@@ -15,6 +15,10 @@ import (
 	"github.com/offcrypt/offcrypt/offload"
 )
 
+// maxHashState bounds a marshaled SHA-2 state: the standard library's
+// SHA-512 state is 204 bytes.
+const maxHashState = 512
+
 // hashOp is one step of a hash computation.
 type hashOp struct {
 	hash  crypto.Hash
@@ -54,7 +58,9 @@ func (e *Engine) prepareHash(req *offload.HashRequest) (*hashOp, error) {
 	if len(req.Data) > e.maxIn {
 		return nil, invalid("hash data of %d bytes exceeds the %d-byte request cap", len(req.Data), e.maxIn)
 	}
-	if len(req.State) > e.maxIn {
+	// The state is not payload: its size is fixed by the hash (at most a
+	// few hundred bytes), and a state of any other shape fails to unmarshal.
+	if len(req.State) > maxHashState {
 		return nil, invalid("hash state of %d bytes", len(req.State))
 	}
 	bs := 64 // SHA-224, SHA-256

@@ -3,9 +3,11 @@ package soft
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"testing"
@@ -133,5 +135,33 @@ func TestRandom(t *testing.T) {
 		if n >= 32 && bytes.Equal(a, b) {
 			t.Fatalf("N=%d: two draws are equal", n)
 		}
+	}
+}
+
+// The running state travels beside the payload and does not count against
+// the payload cap: at the smallest cap, a SHA-512 state (204 bytes) is
+// larger than the cap and must still be accepted.
+func TestHashStateNotPayload(t *testing.T) {
+	eng, err := New(Options{MaxInline: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("offcrypt"), 64) // 512 bytes: four SHA-512 blocks
+	var state []byte
+	for i := 0; i < len(data); i += 128 {
+		r, err := eng.Hash(ctx, &offload.HashRequest{Hash: crypto.SHA512, State: state, Data: data[i : i+128]}).Wait(ctx)
+		if err != nil {
+			t.Fatalf("block %d: %v", i/128, err)
+		}
+		state = r.State
+	}
+	r, err := eng.Hash(ctx, &offload.HashRequest{Hash: crypto.SHA512, State: state, Final: true}).Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha512.Sum512(data); !bytes.Equal(r.Sum, want[:]) {
+		t.Fatalf("sum %x, want %x", r.Sum, want)
 	}
 }

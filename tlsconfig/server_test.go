@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/rng"
@@ -236,7 +237,7 @@ func TestClientLeaves(t *testing.T) {
 	if st.Completed != 0 || st.Failed != 1 {
 		t.Errorf("engine completed %d, failed %d; want 0 and 1", st.Completed, st.Failed)
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	leakcheck.Wait(t, before)
 }
 
 // TestSignTimeout: Options.SignTimeout gives up a slow engine.

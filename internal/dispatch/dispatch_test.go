@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -244,7 +245,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	if p.InFlight() != 0 {
 		t.Errorf("InFlight after Close = %d", p.InFlight())
 	}
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func TestCloseFailsDelayed(t *testing.T) {
@@ -267,7 +268,7 @@ func TestCloseFailsDelayed(t *testing.T) {
 			t.Errorf("delayed %d after Close: %v", i, err)
 		}
 	}
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func TestNotReadyRequeues(t *testing.T) {
@@ -404,7 +405,7 @@ func TestConcurrentCancelRace(t *testing.T) {
 	if s.Submitted != 400 || s.Completed+s.Failed != 400 || s.Completed != uint64(delivered.Load()) {
 		t.Fatalf("stats %+v, delivered %d", s, delivered.Load())
 	}
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func BenchmarkSubmit(b *testing.B) {
@@ -435,23 +436,6 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition never held")
 		}
 		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// checkGoroutines waits for the goroutine count to fall back to before.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

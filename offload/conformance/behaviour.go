@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -106,7 +107,7 @@ func behaviour(t *testing.T, f Factory, m mode) {
 			if n := s.Engine.Stats(); n.Op(offload.OpSign).InFlight != 0 || n.Op(offload.OpRandom).InFlight != 0 {
 				t.Errorf("operations in flight after Close:\n%v", n)
 			}
-			checkGoroutines(t, before)
+			leakcheck.Wait(t, before)
 		})
 	}
 }

@@ -47,7 +47,6 @@ package conformance
 import (
 	"context"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -205,24 +204,5 @@ func expectErr[T any](t *testing.T, s *suite, f *offload.Future[T], target error
 	}
 	if !errors.Is(err, target) {
 		t.Errorf("%s: got %v, want an error matching %v", what, err, target)
-	}
-}
-
-// checkGoroutines waits until no more goroutines run than before, allowing
-// for the test framework's own to settle.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutine leak: %d running, %d before the engine was made:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

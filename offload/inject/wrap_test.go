@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -158,7 +159,7 @@ func TestWrapPassThrough(t *testing.T) {
 			t.Errorf("%s after Close: %v", name, err)
 		}
 	}
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func TestWrapNoImporter(t *testing.T) {
@@ -316,7 +317,7 @@ func TestWrapDrop(t *testing.T) {
 	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 0 {
 		t.Fatalf("dropped requests reached the inner engine: %+v", s)
 	}
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func TestWrapConcurrentCancel(t *testing.T) {
@@ -353,7 +354,7 @@ func TestWrapConcurrentCancel(t *testing.T) {
 	wg.Wait()
 	w.Close()
 	waitFor(t, func() bool { return resolved.Load() == 300 })
-	checkGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -365,9 +366,4 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-}
-
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
 }

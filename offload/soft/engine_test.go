@@ -17,6 +17,7 @@ import (
 	"github.com/cloudflare/circl/sign/ed448"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa44"
 
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -375,14 +376,7 @@ func TestCloseInFlight(t *testing.T) {
 			}
 		}
 	}
-	var now int
-	for range 200 {
-		if now = runtime.NumGoroutine(); now <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%d goroutines before, %d after Close", before, now)
+	leakcheck.Wait(t, before)
 }
 
 func TestStats(t *testing.T) {

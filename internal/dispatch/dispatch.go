@@ -185,6 +185,16 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		return Fail[T](p, op, offload.ErrClosed)
 	}
 	p.ops.Add(1)
+	if inline && out.Delay <= 0 {
+		// The common blocking call: no job, no promise, no hand-off.
+		start := p.stats.Start(op)
+		p.mu.RUnlock()
+		v, err := compute(p, op, out, o.Work)
+		p.stats.Finish(op, start, err)
+		p.limit.Release()
+		p.ops.Done()
+		return offload.Resolved(v, err)
+	}
 	j := &job[T]{
 		pool:    p,
 		op:      op,
@@ -248,33 +258,27 @@ func (j *job[T]) watch() {
 	})
 }
 
-// compute runs the work, or the injected fault instead of it. A panic in
-// the work is a bug in the engine; it is turned into the operation's error
-// so that the slot is freed and Close does not wait for ever, and the stack
-// is kept in the message.
-func (j *job[T]) compute() (v T, err error) {
-	if j.out.Err != nil {
-		return v, offload.Wrap(j.pool.name, j.op, j.out.Err)
+// compute runs work, or the injected fault instead of it. A panic in the
+// work is a bug in the engine; it is turned into the operation's error so
+// that the slot is freed and Close does not wait for ever, and the stack is
+// kept in the message.
+func compute[T any](p *Pool, op offload.Op, out inject.Outcome, work func() (T, error)) (v T, err error) {
+	if out.Err != nil {
+		return v, offload.Wrap(p.name, op, out.Err)
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			v, err = *new(T), offload.Errorf(j.pool.name, j.op, "engine work panicked: %v\n%s", r, debug.Stack())
+			v, err = *new(T), offload.Errorf(p.name, op, "engine work panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
-	v, err = j.work()
-	return v, offload.Wrap(j.pool.name, j.op, err)
+	v, err = work()
+	return v, offload.Wrap(p.name, op, err)
 }
 
-// inline runs the job on the caller's goroutine.
+// inline runs the job on the caller's goroutine and holds its result back
+// for the injected latency.
 func (j *job[T]) inline() *offload.Future[T] {
-	v, err := j.compute()
-	if j.out.Delay <= 0 {
-		p := j.pool
-		p.stats.Finish(j.op, j.start, err)
-		p.limit.Release()
-		p.ops.Done()
-		return offload.Resolved(v, err)
-	}
+	v, err := compute(j.pool, j.op, j.out, j.work)
 	j.promise = offload.NewPromise[T]()
 	j.watch()
 	j.delay(v, err)
@@ -287,7 +291,7 @@ func (j *job[T]) run() {
 		j.settle(*new(T), j.promise.Future().Err())
 		return
 	}
-	v, err := j.compute()
+	v, err := compute(j.pool, j.op, j.out, j.work)
 	if j.out.Delay > 0 {
 		j.delay(v, err)
 		return

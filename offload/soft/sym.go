@@ -10,6 +10,7 @@ import (
 	_ "crypto/sha256" // SHA-224 and SHA-256 for crypto.Hash.New
 	_ "crypto/sha512" // SHA-384 and SHA-512 for crypto.Hash.New
 	"encoding"
+	"sync"
 
 	"github.com/offcrypt/offcrypt/internal/dispatch"
 	"github.com/offcrypt/offcrypt/offload"
@@ -116,6 +117,28 @@ type cipherOp struct {
 	aad     []byte
 	in      []byte
 	out     []byte // the caller's output buffer; used only on its goroutine
+
+	// Method values bound once per pooled cipherOp, as for signOp.
+	workFn   func() ([]byte, error)
+	detachFn func()
+}
+
+// cipherOps recycles cipherOps the way signOps recycles signOps: one goes
+// back when its work has run, and never before.
+var cipherOps sync.Pool
+
+func getCipherOp() *cipherOp {
+	if c, ok := cipherOps.Get().(*cipherOp); ok {
+		return c
+	}
+	c := new(cipherOp)
+	c.workFn, c.detachFn = c.work, c.detach
+	return c
+}
+
+func (c *cipherOp) free() {
+	*c = cipherOp{workFn: c.workFn, detachFn: c.detachFn}
+	cipherOps.Put(c)
 }
 
 // Cipher encrypts or decrypts req.Input with an AES key.
@@ -136,8 +159,8 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		Kind:   offload.OpCipher,
 		Call:   req.Call,
 		Key:    req.Key,
-		Work:   c.work,
-		Detach: c.detach,
+		Work:   c.workFn,
+		Detach: c.detachFn,
 	}
 	if req.Decrypt {
 		o.Release = zero
@@ -182,7 +205,9 @@ func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
 			return nil, invalid("CBC input of %d bytes is not whole blocks", len(req.Input))
 		}
 	}
-	return &cipherOp{key: k, mode: req.Mode, decrypt: req.Decrypt, iv: req.IV, aad: req.AAD, in: req.Input, out: req.Out}, nil
+	c := getCipherOp()
+	c.key, c.mode, c.decrypt, c.iv, c.aad, c.in, c.out = k, req.Mode, req.Decrypt, req.IV, req.AAD, req.Input, req.Out
+	return c, nil
 }
 
 func (c *cipherOp) detach() {
@@ -204,6 +229,7 @@ func (c *cipherOp) dst(n int) []byte {
 }
 
 func (c *cipherOp) work() ([]byte, error) {
+	defer c.free()
 	switch c.mode {
 	case offload.ModeGCM:
 		aead := c.key.gcm

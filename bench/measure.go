@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,18 @@ import (
 // opsPerSecond runs op from callers goroutines for d and returns the rate.
 // The first error stops the run and is returned.
 func opsPerSecond(op func() error, callers int, d time.Duration) (float64, error) {
+	return opsPerSecondEach(shared(op), callers, d)
+}
+
+// shared makes a per-caller factory that hands every caller the same op.
+func shared(op func() error) func(caller int) func() error {
+	return func(int) func() error { return op }
+}
+
+// opsPerSecondEach is opsPerSecond with one op per caller: newOp(i) is
+// called once, before the clock starts, for caller i, so each caller can own
+// its buffers (a reused dst, a latency slice).
+func opsPerSecondEach(newOp func(caller int) func() error, callers int, d time.Duration) (float64, error) {
 	var (
 		stop  atomic.Bool
 		count atomic.Int64
@@ -17,8 +30,12 @@ func opsPerSecond(op func() error, callers int, d time.Duration) (float64, error
 		errMu sync.Mutex
 		first error
 	)
+	ops := make([]func() error, callers)
+	for i := range ops {
+		ops[i] = newOp(i)
+	}
 	start := time.Now()
-	for range callers {
+	for _, op := range ops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -47,27 +64,42 @@ func opsPerSecond(op func() error, callers int, d time.Duration) (float64, error
 
 // compare alternates a and b cfg.reps times and returns the median rates.
 func compare(a, b func() error, callers int, cfg config) (float64, float64, error) {
-	var ra, rb []float64
-	for i := range cfg.reps {
-		first, second := a, b
-		if i%2 == 1 {
-			first, second = b, a
-		}
-		r1, err := opsPerSecond(first, callers, cfg.dur)
-		if err != nil {
-			return 0, 0, err
-		}
-		r2, err := opsPerSecond(second, callers, cfg.dur)
-		if err != nil {
-			return 0, 0, err
-		}
-		if i%2 == 1 {
-			r1, r2 = r2, r1
-		}
-		ra = append(ra, r1)
-		rb = append(rb, r2)
+	r, err := compareEach([]func(int) func() error{shared(a), shared(b)}, callers, cfg)
+	if err != nil {
+		return 0, 0, err
 	}
-	return median(ra), median(rb), nil
+	return r[0], r[1], nil
+}
+
+// compareEach measures every side cfg.reps times, rotating which side goes
+// first in each repetition so drift on a shared machine hits all alike, and
+// returns each side's median rate.
+func compareEach(sides []func(caller int) func() error, callers int, cfg config) ([]float64, error) {
+	n := make([]int, len(sides))
+	for i := range n {
+		n[i] = callers
+	}
+	return compareCallers(sides, n, cfg)
+}
+
+// compareCallers is compareEach with a number of callers per side.
+func compareCallers(sides []func(caller int) func() error, callers []int, cfg config) ([]float64, error) {
+	rates := make([][]float64, len(sides))
+	for i := range max(cfg.reps, 1) {
+		for j := range sides {
+			k := (i + j) % len(sides)
+			r, err := opsPerSecondEach(sides[k], callers[k], cfg.dur)
+			if err != nil {
+				return nil, err
+			}
+			rates[k] = append(rates[k], r)
+		}
+	}
+	out := make([]float64, len(sides))
+	for k, r := range rates {
+		out[k] = median(r)
+	}
+	return out, nil
 }
 
 func median(v []float64) float64 {
@@ -77,4 +109,14 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile returns the q-quantile (0 < q <= 1) of sorted by the
+// nearest-rank method; 0 for no values.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }

@@ -1,0 +1,573 @@
+//go:build cgo
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThalesGroup/crypto11"
+	"github.com/miekg/pkcs11"
+
+	op11 "github.com/offcrypt/offcrypt/offload/pkcs11"
+	"github.com/offcrypt/offcrypt/signer"
+)
+
+// The SoftHSM2 token the pkcs11 suite makes for itself.
+const (
+	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+	p11Token      = "offcrypt-bench"
+	p11PIN        = "1234"
+)
+
+// errNoHSM reports that SoftHSM2 or pkcs11-tool is not installed.
+var errNoHSM = errors.New("SoftHSM2 and OpenSC's pkcs11-tool are needed (apt-get install softhsm2 opensc)")
+
+// A p11Key is one key pkcs11-tool made on the token, and the one signature
+// every side computes with it.
+type p11Key struct {
+	name   string // for the table
+	label  string // CKA_LABEL
+	digest []byte // SHA-256 of the message
+	mech   uint   // the raw loop's mechanism
+	data   []byte // the raw loop's C_Sign input
+}
+
+var p11Digest = sha256.Sum256([]byte("offcrypt pkcs11 bench message"))
+
+// sha256DigestInfo is the DER prefix of a PKCS #1 v1.5 SHA-256 DigestInfo.
+var sha256DigestInfo = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
+
+func p11Keys() []p11Key {
+	return []p11Key{
+		{"ECDSA P-256", "bench-ec", p11Digest[:], pkcs11.CKM_ECDSA, p11Digest[:]},
+		{"RSA-2048 PKCS#1 v1.5", "bench-rsa", p11Digest[:], pkcs11.CKM_RSA_PKCS, append(slices.Clone(sha256DigestInfo), p11Digest[:]...)},
+	}
+}
+
+// setupSoftHSM makes a SoftHSM2 configuration and token directory in a
+// temporary directory, points SOFTHSM2_CONF at it (before any module is
+// initialised in this process; child processes inherit it), initialises a
+// token and makes an ECDSA P-256 and an RSA-2048 key on it with pkcs11-tool,
+// so every side signs with the same token objects.
+func setupSoftHSM() (cleanup func(), err error) {
+	util, err1 := exec.LookPath("softhsm2-util")
+	tool, err2 := exec.LookPath("pkcs11-tool")
+	_, err3 := os.Stat(softhsmModule)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoHSM, err)
+	}
+	dir, err := os.MkdirTemp("", "offcrypt-bench-softhsm-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	fail := func(err error) (func(), error) { cleanup(); return nil, err }
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.Mkdir(tokens, 0o700); err != nil {
+		return fail(err)
+	}
+	conf := filepath.Join(dir, "softhsm2.conf")
+	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		return fail(err)
+	}
+	os.Setenv("SOFTHSM2_CONF", conf)
+	run := func(name string, args ...string) error {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := run(util, "--init-token", "--free", "--label", p11Token, "--so-pin", "12345678", "--pin", p11PIN); err != nil {
+		return fail(err)
+	}
+	p11 := func(args ...string) error {
+		return run(tool, append([]string{"--module", softhsmModule, "--token-label", p11Token, "--login", "--pin", p11PIN}, args...)...)
+	}
+	if err := p11("--keypairgen", "--key-type", "EC:prime256v1", "--label", "bench-ec", "--id", "01"); err != nil {
+		return fail(err)
+	}
+	if err := p11("--keypairgen", "--key-type", "rsa:2048", "--label", "bench-rsa", "--id", "02"); err != nil {
+		return fail(err)
+	}
+	return cleanup, nil
+}
+
+// rawToken is the device ceiling: miekg/pkcs11 called directly, S sessions
+// shared by the callers through a channel, C_SignInit and C_Sign per
+// signature.
+type rawToken struct {
+	p        *pkcs11.Ctx
+	sessions chan pkcs11.SessionHandle
+	all      []pkcs11.SessionHandle
+}
+
+func openRaw(sessions int) (*rawToken, error) {
+	p := pkcs11.New(softhsmModule)
+	if p == nil {
+		return nil, fmt.Errorf("raw: cannot load %s", softhsmModule)
+	}
+	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		return nil, fmt.Errorf("raw: C_Initialize: %w", err)
+	}
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return nil, fmt.Errorf("raw: C_GetSlotList: %w", err)
+	}
+	slot, found := uint(0), false
+	for _, s := range slots {
+		ti, err := p.GetTokenInfo(s)
+		if err == nil && strings.TrimRight(ti.Label, " ") == p11Token {
+			slot, found = s, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("raw: token %q not found", p11Token)
+	}
+	r := &rawToken{p: p, sessions: make(chan pkcs11.SessionHandle, sessions)}
+	for range sessions {
+		sh, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("raw: C_OpenSession: %w", err)
+		}
+		r.all = append(r.all, sh)
+		r.sessions <- sh
+	}
+	if err := p.Login(r.all[0], pkcs11.CKU_USER, p11PIN); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		r.close()
+		return nil, fmt.Errorf("raw: C_Login: %w", err)
+	}
+	return r, nil
+}
+
+// find returns the private key object labelled label.
+func (r *rawToken) find(label string) (pkcs11.ObjectHandle, error) {
+	sh := <-r.sessions
+	defer func() { r.sessions <- sh }()
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}
+	if err := r.p.FindObjectsInit(sh, tmpl); err != nil {
+		return 0, fmt.Errorf("raw: C_FindObjectsInit: %w", err)
+	}
+	objs, _, err := r.p.FindObjects(sh, 2)
+	r.p.FindObjectsFinal(sh)
+	if err != nil {
+		return 0, fmt.Errorf("raw: C_FindObjects: %w", err)
+	}
+	if len(objs) != 1 {
+		return 0, fmt.Errorf("raw: %d private keys labelled %q, want 1", len(objs), label)
+	}
+	return objs[0], nil
+}
+
+// signOn signs on session sh, which the caller owns.
+func (r *rawToken) signOn(sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle, mech uint, data []byte) error {
+	if err := r.p.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, obj); err != nil {
+		return fmt.Errorf("raw: C_SignInit: %w", err)
+	}
+	if _, err := r.p.Sign(sh, data); err != nil {
+		return fmt.Errorf("raw: C_Sign: %w", err)
+	}
+	return nil
+}
+
+// ceiling is the token's own ceiling with S sessions, to be run with S
+// callers: caller i owns session i and signs in a loop, with no hand-off.
+func (r *rawToken) ceiling(obj pkcs11.ObjectHandle, mech uint, data []byte) func(int) func() error {
+	return func(i int) func() error {
+		sh := r.all[i]
+		return func() error { return r.signOn(sh, obj, mech, data) }
+	}
+}
+
+func (r *rawToken) sign(obj pkcs11.ObjectHandle, mech uint, data []byte) ([]byte, error) {
+	sh := <-r.sessions
+	defer func() { r.sessions <- sh }()
+	if err := r.p.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, obj); err != nil {
+		return nil, fmt.Errorf("raw: C_SignInit: %w", err)
+	}
+	sig, err := r.p.Sign(sh, data)
+	if err != nil {
+		return nil, fmt.Errorf("raw: C_Sign: %w", err)
+	}
+	return sig, nil
+}
+
+// close closes the sessions. It neither logs out nor finalises: the other
+// sides in this process share the module's login and initialisation.
+func (r *rawToken) close() {
+	for _, sh := range r.all {
+		r.p.CloseSession(sh)
+	}
+}
+
+func pinFunc(context.Context) ([]byte, error) { return []byte(p11PIN), nil }
+
+func openOffcrypt(sessions int) (*op11.Engine, error) {
+	return op11.Open(context.Background(), op11.Config{
+		Module: softhsmModule, TokenLabel: p11Token, PIN: pinFunc, MaxInFlight: sessions,
+	})
+}
+
+func offcryptSigner(eng *op11.Engine, label string) (*signer.Signer, error) {
+	key, err := eng.FindKey(context.Background(), "pkcs11:token="+p11Token+";object="+label+";type=private")
+	if err != nil {
+		return nil, err
+	}
+	return signer.New(key)
+}
+
+// openCrypto11 configures crypto11 on the token. crypto11 keeps one session
+// of its MaxSessions for its login and signs on the rest, so MaxSessions is
+// sessions+1: it signs on as many sessions as the other sides.
+func openCrypto11(sessions int) (*crypto11.Context, error) {
+	return crypto11.Configure(&crypto11.Config{
+		Path: softhsmModule, TokenLabel: p11Token, Pin: p11PIN, MaxSessions: sessions + 1,
+	})
+}
+
+func crypto11Signer(c *crypto11.Context, label string) (crypto.Signer, error) {
+	s, err := c.FindKeyPair(nil, []byte(label))
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("crypto11: no key pair labelled %q", label)
+	}
+	return s, nil
+}
+
+// verify checks sig, in the standard library's encoding or (raw ECDSA) as
+// r‖s, against pub.
+func verify(pub crypto.PublicKey, digest, sig []byte, rawECDSA bool) error {
+	switch pub := pub.(type) {
+	case *ecdsa.PublicKey:
+		if rawECDSA {
+			n := len(sig) / 2
+			if len(sig) == 0 || !ecdsa.Verify(pub, digest, new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:])) {
+				return errors.New("ECDSA signature does not verify")
+			}
+			return nil
+		}
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			return errors.New("ECDSA signature does not verify")
+		}
+		return nil
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig)
+	}
+	return fmt.Errorf("unexpected public key %T", pub)
+}
+
+// latencies records each caller's per-signature latency, in a slice per
+// caller allocated before the clock starts.
+type latencies struct {
+	per [][]time.Duration
+}
+
+func newLatencies(callers, capacity int) *latencies {
+	l := &latencies{per: make([][]time.Duration, callers)}
+	for i := range l.per {
+		l.per[i] = make([]time.Duration, 0, capacity)
+	}
+	return l
+}
+
+// wrap returns a per-caller factory whose ops time sign into caller i's
+// slice.
+func (l *latencies) wrap(sign func() error) func(int) func() error {
+	return func(i int) func() error {
+		return func() error {
+			t0 := time.Now()
+			err := sign()
+			l.per[i] = append(l.per[i], time.Since(t0))
+			return err
+		}
+	}
+}
+
+func (l *latencies) sorted() []time.Duration {
+	all := slices.Concat(l.per...)
+	slices.Sort(all)
+	return all
+}
+
+// runPKCS11 measures ECDSA P-256 and RSA-2048 signatures on one SoftHSM2
+// token through three sides with the same number of sessions: the raw
+// miekg/pkcs11 loop, offcrypt's pkcs11 engine behind signer/, and crypto11.
+// Then, unless cfg.threadCallers is 0, the OS threads each of offcrypt and
+// crypto11 creates for that many concurrent callers, each in a child
+// process of its own.
+func runPKCS11(w io.Writer, cfg config) error {
+	cleanup, err := setupSoftHSM()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := pkcs11Throughput(w, cfg); err != nil {
+		return err
+	}
+	if cfg.threadCallers > 0 {
+		return pkcs11Threads(w, cfg)
+	}
+	return nil
+}
+
+func pkcs11Throughput(w io.Writer, cfg config) error {
+	s := max(cfg.sessions, 1)
+	// crypto11 first: it refuses a module someone else in the process has
+	// initialised, while offcrypt and the raw loop share it.
+	c11, err := openCrypto11(s)
+	if err != nil {
+		return fmt.Errorf("crypto11: %w", err)
+	}
+	defer c11.Close()
+	eng, err := openOffcrypt(s)
+	if err != nil {
+		return err
+	}
+	defer eng.Close() // before crypto11's Close: it logs the process out
+	raw, err := openRaw(s)
+	if err != nil {
+		return err
+	}
+	defer raw.close()
+
+	maxCallers := slices.Max(cfg.callers)
+	type latRow struct {
+		key  string
+		side string
+		lat  []time.Duration
+	}
+	var latRows []latRow
+
+	fmt.Fprintf(w, "### PKCS#11 signatures on SoftHSM2, %d sessions each: token ceiling and raw miekg/pkcs11 loop, offcrypt (pkcs11 engine + signer/), crypto11 v1.5.0\n", s)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | callers | ceiling ops/s | raw ops/s | offcrypt ops/s | crypto11 ops/s | offcrypt / raw | offcrypt / crypto11 | crypto11 / raw | offcrypt / ceiling |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, k := range p11Keys() {
+		obj, err := raw.find(k.label)
+		if err != nil {
+			return err
+		}
+		ofs, err := offcryptSigner(eng, k.label)
+		if err != nil {
+			return fmt.Errorf("offcrypt: %w", err)
+		}
+		cs, err := crypto11Signer(c11, k.label)
+		if err != nil {
+			return fmt.Errorf("crypto11: %w", err)
+		}
+		pub := ofs.Public()
+		if !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(cs.Public()) {
+			return fmt.Errorf("%s: offcrypt and crypto11 found different keys", k.name)
+		}
+		sides := []struct {
+			name string
+			sign func() ([]byte, error)
+			raw  bool
+		}{
+			{"raw", func() ([]byte, error) { return raw.sign(obj, k.mech, k.data) }, true},
+			{"offcrypt", func() ([]byte, error) { return ofs.Sign(rand.Reader, k.digest, crypto.SHA256) }, false},
+			{"crypto11", func() ([]byte, error) { return cs.Sign(rand.Reader, k.digest, crypto.SHA256) }, false},
+		}
+		for _, sd := range sides {
+			sig, err := sd.sign()
+			if err == nil {
+				err = verify(pub, k.digest, sig, sd.raw && k.mech == pkcs11.CKM_ECDSA)
+			}
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", k.name, sd.name, err)
+			}
+		}
+		for _, callers := range cfg.callers {
+			// Room for every latency at 20,000 signatures/s, more than
+			// SoftHSM2 does on these machines, so appends do not allocate.
+			capacity := int(20000*cfg.dur.Seconds()*float64(cfg.reps))/callers + 64
+			lats := make([]*latencies, len(sides))
+			factories := make([]func(int) func() error, len(sides))
+			counts := make([]int, len(sides))
+			for i, sd := range sides {
+				lats[i] = newLatencies(callers, capacity)
+				factories[i] = lats[i].wrap(func() error { _, err := sd.sign(); return err })
+				counts[i] = callers
+			}
+			// The ceiling runs beside them, always with S callers.
+			factories = append(factories, raw.ceiling(obj, k.mech, k.data))
+			counts = append(counts, len(raw.all))
+			r, err := compareCallers(factories, counts, cfg)
+			if err != nil {
+				return fmt.Errorf("%s, %d callers: %w", k.name, callers, err)
+			}
+			ceil := r[3]
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
+				k.name, callers, ceil, r[0], r[1], r[2], r[1]/r[0], r[1]/r[2], r[2]/r[0], r[1]/ceil)
+			if callers == maxCallers {
+				for i, sd := range sides {
+					latRows = append(latRows, latRow{k.name, sd.name, lats[i].sorted()})
+				}
+			}
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Latency per signature at %d callers (every signature of every repetition; fairness target: p99 at most 3× p50):\n", maxCallers)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | side | signatures | p50 | p99 | p99 / p50 | max |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	for _, lr := range latRows {
+		p50, p99 := percentile(lr.lat, 0.50), percentile(lr.lat, 0.99)
+		fmt.Fprintf(w, "| %s | %s | %d | %v | %v | %.1f | %v |\n", lr.key, lr.side, len(lr.lat),
+			roundDur(p50), roundDur(p99), float64(p99)/float64(max(p50, 1)), roundDur(percentile(lr.lat, 1)))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. ceiling: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). ", s, s)
+	fmt.Fprintf(w, "All three sides sign with the same token objects (made by pkcs11-tool), with CKM_ECDSA and CKM_RSA_PKCS over a SHA-256 digest, on %d sessions; crypto11 gets MaxSessions %d because it keeps one session for its login and signs on the others.\n", s, s+1)
+	return nil
+}
+
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= 10*time.Microsecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
+}
+
+// pkcs11Threads re-executes this program once per side, offcrypt first,
+// so each side's thread count starts from a clean process.
+func pkcs11Threads(w io.Writer, cfg config) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	s := max(cfg.sessions, 1)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "### OS threads with %d concurrent callers, ECDSA P-256 on SoftHSM2, %d sessions (each side in a fresh child process)\n", cfg.threadCallers, s)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| side | threads before | threads after | threads created | signatures | wall | target: GOMAXPROCS + sessions + 16 |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	var created [2]int
+	for i, side := range []string{"offcrypt", "crypto11"} {
+		cmd := exec.Command(exe, "-threads-child", side, "-sessions", fmt.Sprint(s), "-thread-callers", fmt.Sprint(cfg.threadCallers))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("%s thread measurement: %v\n%s", side, err, stderr.String())
+		}
+		var before, after, signed int
+		var wallNS int64
+		if _, err := fmt.Sscan(string(out), &before, &after, &signed, &wallNS); err != nil {
+			return fmt.Errorf("%s thread measurement printed %q: %w", side, out, err)
+		}
+		created[i] = after - before
+		wall := time.Duration(wallNS)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %v | %d |\n", side, before, after, after-before, signed,
+			wall.Round(time.Millisecond), runtime.GOMAXPROCS(0)+s+16)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "threads created, offcrypt / crypto11: %d / %d. \"Threads\" is runtime/pprof's threadcreate count (OS threads the Go runtime made); before is after opening the token and one signature, after is once every caller has its signature.\n", created[0], created[1])
+	return nil
+}
+
+// threadsChild is the child process of pkcs11Threads: it opens the side
+// named by cfg.threadChild on the token SOFTHSM2_CONF (inherited from the
+// parent) holds, signs once, then starts cfg.threadCallers goroutines,
+// releases them together through a closed channel, each signs once, and
+// prints the threadcreate count before and after, the signatures made and
+// the wall time.
+func threadsChild(w io.Writer, cfg config) error {
+	s := max(cfg.sessions, 1)
+	var sign func() error
+	digest := p11Digest[:]
+	switch cfg.threadChild {
+	case "offcrypt":
+		eng, err := openOffcrypt(s)
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		sg, err := offcryptSigner(eng, "bench-ec")
+		if err != nil {
+			return err
+		}
+		sign = func() error { _, err := sg.Sign(rand.Reader, digest, crypto.SHA256); return err }
+	case "crypto11":
+		c, err := openCrypto11(s)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		sg, err := crypto11Signer(c, "bench-ec")
+		if err != nil {
+			return err
+		}
+		sign = func() error { _, err := sg.Sign(rand.Reader, digest, crypto.SHA256); return err }
+	default:
+		return fmt.Errorf("unknown side %q", cfg.threadChild)
+	}
+	if err := sign(); err != nil {
+		return err
+	}
+	threads := pprof.Lookup("threadcreate")
+	before := threads.Count()
+	var (
+		release = make(chan struct{})
+		wg      sync.WaitGroup
+		signed  atomic.Int64
+		errMu   sync.Mutex
+		first   error
+	)
+	for range cfg.threadCallers {
+		wg.Go(func() {
+			<-release
+			if err := sign(); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+				return
+			}
+			signed.Add(1)
+		})
+	}
+	start := time.Now()
+	close(release)
+	wg.Wait()
+	wall := time.Since(start)
+	after := threads.Count()
+	if first != nil {
+		return first
+	}
+	_, err := fmt.Fprintln(w, before, after, signed.Load(), wall.Nanoseconds())
+	return err
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/soft"
+	"github.com/offcrypt/offcrypt/signer"
+	"github.com/offcrypt/offcrypt/tlsconfig"
+)
+
+// runTLS measures full TLS 1.3 handshakes per second over loopback, client
+// and server in this process: the server's key held by crypto/tls directly
+// against the same key in the soft engine behind tlsconfig.Server. Session
+// tickets are off, so every handshake is full; GOMAXPROCS clients dial at
+// once.
+func runTLS(w io.Writer, cfg config) error {
+	callers := runtime.GOMAXPROCS(0)
+	fmt.Fprintf(w, "### TLS 1.3 full handshakes over loopback: key in soft (tlsconfig.Server) against the key held by crypto/tls (%d clients)\n", callers)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| server key | clients | direct handshakes/s | offcrypt handshakes/s | ratio |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for _, alg := range []string{"ECDSA P-256", "RSA-2048"} {
+		d, o, err := tlsPair(alg, callers, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", alg, err)
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.3f |\n", alg, callers, d, o, o/d)
+	}
+	return nil
+}
+
+func tlsPair(alg string, callers int, cfg config) (direct, offc float64, err error) {
+	var priv crypto.Signer
+	switch alg {
+	case "ECDSA P-256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	default:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	roots, leaf, err := issueLeaf(priv.Public())
+	if err != nil {
+		return 0, 0, err
+	}
+	eng, err := soft.New(soft.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer eng.Close()
+	key, err := eng.ImportKey(priv)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, err := signer.New(key)
+	if err != nil {
+		return 0, 0, err
+	}
+	cert, err := tlsconfig.Certificate([][]byte{leaf}, s)
+	if err != nil {
+		return 0, 0, err
+	}
+	offCfg := tlsconfig.Server(cert)
+	offCfg.SessionTicketsDisabled = true
+	directCfg := &tls.Config{
+		Certificates:           []tls.Certificate{{Certificate: [][]byte{leaf}, PrivateKey: priv}},
+		SessionTicketsDisabled: true,
+	}
+	cli := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+
+	directAddr, stopDirect, err := serveTLS(directCfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stopDirect()
+	offAddr, stopOff, err := serveTLS(offCfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stopOff()
+
+	before := eng.Stats().Op(offload.OpSign).Completed
+	if err := handshakeOnce(offAddr, cli); err != nil {
+		return 0, 0, err
+	}
+	if eng.Stats().Op(offload.OpSign).Completed == before {
+		return 0, 0, fmt.Errorf("a handshake with the offloaded key signed nothing through the engine")
+	}
+	return compare(func() error { return handshakeOnce(directAddr, cli) },
+		func() error { return handshakeOnce(offAddr, cli) }, callers, cfg)
+}
+
+// serveTLS serves TLS on a loopback port: each connection completes a
+// handshake, gets one byte and is closed. stop closes the listener and waits
+// for every connection's goroutine.
+func serveTLS(cfg *tls.Config) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				tc := tls.Server(c, cfg)
+				if tc.HandshakeContext(ctx) == nil {
+					tc.Write([]byte{1})
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), func() { cancel(); ln.Close(); wg.Wait() }, nil
+}
+
+// handshakeOnce dials addr, completes a full handshake and reads the
+// server's byte.
+func handshakeOnce(addr string, cfg *tls.Config) error {
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if c.ConnectionState().DidResume {
+		return fmt.Errorf("handshake resumed a session; the suite measures full handshakes")
+	}
+	var one [1]byte
+	_, err = io.ReadFull(c, one[:])
+	return err
+}
+
+// issueLeaf makes a throwaway CA and a leaf for pub named localhost.
+func issueLeaf(pub crypto.PublicKey) (*x509.CertPool, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "offcrypt bench CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leaf, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, pub, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, leaf, nil
+}

@@ -8,18 +8,8 @@ import (
 	"time"
 )
 
-// opsPerSecond runs op from callers goroutines for d and returns the rate.
-// The first error stops the run and is returned.
-func opsPerSecond(op func() error, callers int, d time.Duration) (float64, error) {
-	return opsPerSecondEach(shared(op), callers, d)
-}
-
-// shared makes a per-caller factory that hands every caller the same op.
-func shared(op func() error) func(caller int) func() error {
-	return func(int) func() error { return op }
-}
-
-// opsPerSecondEach is opsPerSecond with one op per caller: newOp(i) is
+// opsPerSecondEach runs callers goroutines for d and returns the rate,
+// with one op per caller: newOp(i) is
 // called once, before the clock starts, for caller i, so each caller can own
 // its buffers (a reused dst, a latency slice).
 func opsPerSecondEach(newOp func(caller int) func() error, callers int, d time.Duration) (float64, error) {
@@ -119,4 +109,9 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	}
 	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// shared makes a per-caller factory that hands every caller the same op.
+func shared(op func() error) func(caller int) func() error {
+	return func(int) func() error { return op }
 }

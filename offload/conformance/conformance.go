@@ -26,6 +26,20 @@
 // and RSA-PSS signs with every Wycheproof parameter set whose MGF hash is
 // the message hash.
 //
+// Each claimed hash also streams: random messages up to a few hundred KiB,
+// cut into requests of random whole-block sizes up to Info.MaxInline with
+// the state carried from each result to the next request and the tail in
+// the final one, must hash as crypto/sha256 and crypto/sha512 do (the seed
+// is in every failure message); and a stream of a dozen requests, with a
+// fault injected (through inject.Wrap) at each position in turn, must give
+// the right digest when the caller retries the failed request from the
+// state it held. Wycheproof's aes_gcm_test.json and aes_cbc_pkcs5_test.json
+// run for the AES modes claimed, with keys from Setup.Import (skipped
+// without it): valid vectors must match; invalid GCM vectors must fail to
+// open with an error; invalid CBC vectors (bad padding) must decrypt to the
+// raw bytes crypto/cipher gives, since CBC has no integrity and engines do
+// no padding, and then fail the suite's own PKCS #5 check.
+//
 // Then behaviour: a context already ended, ended while queued and while
 // running (many requests, random cancel times, every future resolved once,
 // every delivered result valid), Close with work in flight, Poll, Wait from

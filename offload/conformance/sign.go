@@ -65,6 +65,7 @@ func (s *suite) algorithms(t *testing.T) {
 				s.mldsa(t, a)
 			case offload.SHA224, offload.SHA256, offload.SHA384, offload.SHA512:
 				s.hash(t, a)
+				s.hashStreams(t, a)
 			case offload.AESGCM:
 				s.gcm(t)
 			case offload.AESCBC:

@@ -138,6 +138,8 @@ func (s *suite) vectors(t *testing.T) {
 	run("mldsa65_seed", offload.MLDSA65, s.wycheproofMLDSA)
 	run("rfc8032_ed25519", offload.Ed25519, s.rfc8032Ed25519)
 	run("rfc8032_ed448", offload.Ed448, s.rfc8032Ed448)
+	run("aes_gcm", offload.AESGCM, s.wycheproofGCM)
+	run("aes_cbc_pkcs5", offload.AESCBC, s.wycheproofCBC)
 }
 
 // refused reports an error that says the engine will not do what was asked

@@ -1,0 +1,52 @@
+// Package offload is the asynchronous layer under every offcrypt adapter:
+// the contract between the standard-library adapters (signer, hasher,
+// cipher, rng, tlsconfig) and the engines that do the work (soft, pkcs11).
+//
+// # Requests and futures
+//
+// An Engine has one method per kind of operation (Sign, Decrypt, Hash,
+// Cipher, Random). Each takes a context and a request struct with named
+// fields and returns a *Future as soon as the request is admitted; the
+// device's answer resolves the future later. A caller then waits (Wait),
+// selects on Done, asks without blocking (Poll answers ErrNotReady while the
+// operation is pending, like wolfHSM's Response), or hands the future to a
+// Queue. A future resolves exactly once.
+//
+// The request's context bounds the operation: when it ends, a request still
+// queued never reaches the device, and one the device is working on resolves
+// at once with the context's error while its late result is dropped. The
+// context given to Wait bounds only that wait.
+//
+// # Many operations from one goroutine
+//
+// A Queue collects finished operations in batches (Collect, Poll), so one
+// goroutine can keep a slow device busy with hundreds of requests without a
+// goroutine per request, as wolfSSL_CTX_AsyncPoll or epoll do.
+//
+// # Limits and backpressure
+//
+// Every engine admits a bounded number of operations (Info.MaxInFlight) and
+// a bounded payload per request (Info.MaxInline). Admission waits, honouring
+// the context, while the engine is full; a request that sets Call.NoWait
+// fails at once with ErrBusy instead. Blocking adapters set Call.Inline, which
+// lets an in-process engine do the work on the caller's goroutine when a
+// slot is free, saving the hand-off to a parked worker.
+//
+// # Errors
+//
+// Failures match sentinels with errors.Is: ErrNotReady, ErrBusy, ErrClosed,
+// ErrNotFound, ErrAuth, ErrInvalid, ErrUnsupported (which also matches
+// errors.ErrUnsupported, and is reported before anything reaches a device)
+// and ErrForeignKey. An operation's error is an *OpError naming the engine
+// and the kind of operation; the device's own error (a CKR_* code, say)
+// stays in the chain for errors.As.
+//
+// # For engine authors
+//
+// NewKey wraps an engine's handle on a key; NewPromise, Promise.Resolve (or
+// Claim and Complete), Resolved and Failed make futures; Limiter is a
+// first-come-first-served admission gate; Stats keeps per-operation counters
+// and latency quantiles without any dependency; the Check methods on the
+// request types validate requests the same way for every engine. The
+// package offload/conformance holds the suite every engine must pass.
+package offload

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -23,11 +24,15 @@ type Config struct {
 	TokenSerial string
 	Slot        *uint
 
-	// PIN returns the user PIN. It is called once, at Open; the engine logs
-	// in once and never retries a PIN the token refused. Nil opens the
-	// token without logging in (public objects only). A login belongs to the
-	// process: when another engine in the process is already logged in to
-	// the token, the token does not check the PIN again.
+	// PIN returns the user PIN. It is called at Open, and again only when
+	// the token has forgotten the login (its sessions were closed, it was
+	// logged out or restarted underneath the engine) and recovery logs in
+	// anew. A PIN the token refuses is never tried again: after such a
+	// refusal recovery fails with the token's error (offload.ErrAuth) until
+	// the engine is closed. Nil opens the token without logging in (public
+	// objects only). A login belongs to the process: when another engine in
+	// the process is already logged in to the token, the token does not
+	// check the PIN again.
 	PIN func(context.Context) ([]byte, error)
 
 	// MaxInFlight is the number of operations admitted at once, which is
@@ -38,11 +43,24 @@ type Config struct {
 	// MaxInline is the largest payload one request may carry, in bytes.
 	// Zero means 32 KiB.
 	MaxInline int
+
+	// BreakerThreshold is the number of consecutive failed recoveries
+	// after which the engine stops sending work to the token and fails
+	// every request at once with an error wrapping offload.ErrBusy, for
+	// BreakerCooldown; then one request is let through as a probe, and a
+	// success closes the breaker again. Zero means 5.
+	BreakerThreshold int
+
+	// BreakerCooldown is how long the open breaker fails requests before
+	// it lets a probe through. Zero means 2 s.
+	BreakerCooldown time.Duration
 }
 
 const (
-	defaultMaxInFlight = 4
-	defaultMaxInline   = 32 << 10
+	defaultMaxInFlight      = 4
+	defaultMaxInline        = 32 << 10
+	defaultBreakerThreshold = 5
+	defaultBreakerCooldown  = 2 * time.Second
 )
 
 // withDefaults returns c with its zero values replaced by the defaults.
@@ -52,6 +70,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInline <= 0 {
 		c.MaxInline = defaultMaxInline
+	}
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = defaultBreakerThreshold
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = defaultBreakerCooldown
 	}
 	return c
 }
@@ -110,4 +134,15 @@ func ConfigFromURI(u *URI) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// RecoveryStats counts what Engine.Recovery reports: the engine's
+// recoveries from sessions, logins and modules lost underneath it.
+type RecoveryStats struct {
+	Reopened      uint64 // sessions opened again after the token lost them
+	Relogged      uint64 // logins made again after the token forgot one
+	Reinitialized uint64 // times this engine finalised and initialised the module again
+	Retried       uint64 // operations retried once after a successful recovery
+	Failed        uint64 // recoveries that failed
+	BreakerTrips  uint64 // times the circuit breaker opened
 }

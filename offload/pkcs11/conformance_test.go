@@ -22,24 +22,25 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return conformance.Setup{
-			Engine:   e,
-			Generate: e.GenerateKey,
-			Saturate: func(t *testing.T) func() {
-				release := make(chan struct{})
-				var held []*offload.Future[[]byte]
-				for range e.Info().MaxInFlight {
-					started := make(chan struct{})
-					held = append(held, block(e, context.Background(), started, release))
-					<-started
-				}
-				return func() {
-					close(release)
-					for _, f := range held {
-						f.Wait(context.Background())
-					}
-				}
-			},
-		}
+		return conformance.Setup{Engine: e, Generate: e.GenerateKey, Saturate: saturate(e)}
 	})
+}
+
+// saturate fills every session of e until the returned release is called.
+func saturate(e *Engine) func(t *testing.T) func() {
+	return func(t *testing.T) func() {
+		release := make(chan struct{})
+		var held []*offload.Future[[]byte]
+		for range e.Info().MaxInFlight {
+			started := make(chan struct{})
+			held = append(held, block(e, context.Background(), started, release))
+			<-started
+		}
+		return func() {
+			close(release)
+			for _, f := range held {
+				f.Wait(context.Background())
+			}
+		}
+	}
 }

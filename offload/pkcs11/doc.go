@@ -45,11 +45,43 @@
 // otherwise. RSA-OAEP decrypts with raw RSA on the token (CKM_RSA_X_509) and
 // removes the padding here, in constant time, so every hash and label works
 // exactly as in crypto/rsa; where raw RSA is refused it uses
-// CKM_RSA_PKCS_OAEP. PKCS #1 v1.5 decrypts with CKM_RSA_PKCS. Random bytes
-// come from C_GenerateRandom. Hash and Cipher requests fail with
-// offload.ErrUnsupported for now: stateful C_Digest sessions for hasher/ and
-// AES for cipher/ are still to come. Info lists only what the token's
-// C_GetMechanismList offers.
+// CKM_RSA_PKCS_OAEP. PKCS #1 v1.5 decrypts with CKM_RSA_PKCS. AES runs as
+// CKM_AES_GCM, CKM_AES_CBC (no padding) and CKM_AES_CTR (128-bit counter),
+// one C_Encrypt or C_Decrypt per request; a GCM message that does not
+// authenticate fails with an error wrapping crypto/cipher's own, which the
+// cipher adapter reports as its ErrOpen. Random bytes come from
+// C_GenerateRandom. Info lists only what the token's C_GetMechanismList
+// offers.
+//
+// # Hashing
+//
+// offload.HashRequest carries a hash's whole running state, as the standard
+// library marshals it, so that an engine keeps nothing between requests. A
+// token cannot take such a state: its digest state lives inside one session
+// (C_DigestInit, C_DigestUpdate, C_DigestFinal) and cannot be exported or
+// imported. So Hash fails with offload.ErrUnsupported, Info lists no hash,
+// and StatefulHash reports true (hasher/ then refuses to marshal or clone).
+// Digest hashes a whole message in one C_Digest. Streaming a hash through a
+// token would need a session-affine hash API in offload: a handle that pins
+// one session (one worker) from the first update to the final, which the
+// engine releases on Final, on Close of the handle, or when its context
+// ends.
+//
+// # Recovery
+//
+// Sessions, logins and even the module can be lost underneath the engine:
+// another user of the module closes every session or logs out, the token
+// is pulled, the module is finalised, the p11-kit server in front of a
+// remote token restarts (its client module then answers CKR_DEVICE_ERROR
+// until the module is initialised again). A worker whose operation fails
+// that way reopens its session, logs in again when the token says the
+// session is not logged in, re-initialises the module when no session can
+// be had (once for all the engines in the process that share the module),
+// finds its keys again by class, CKA_ID and CKA_LABEL, and retries the
+// operation once. A run of failed recoveries opens a circuit breaker
+// (Config.BreakerThreshold, Config.BreakerCooldown) that fails requests at
+// once with offload.ErrBusy instead of queueing them for a dead token.
+// Engine.Recovery counts all of it.
 //
 // # Builds without cgo
 //

@@ -23,9 +23,13 @@ type Engine struct {
 	cfg   Config
 	mod   *module
 	p     *pkcs11.Ctx
-	slot  uint
+	slot  uint // the token's slot at Open; recovery may move it (curSlot)
 	token pkcs11.TokenInfo
 	login bool
+	flags uint // C_OpenSession flags
+
+	rec   recovery // recovery state, breaker and counters
+	brk   breaker
 	info  offload.Info
 	mechs map[uint]pkcs11.MechanismInfo
 
@@ -37,7 +41,7 @@ type Engine struct {
 	closed   atomic.Bool
 	ops      sync.WaitGroup // admitted jobs not yet finished
 	workers  sync.WaitGroup
-	sessions []pkcs11.SessionHandle
+	sessions []pkcs11.SessionHandle // one per worker; 0 (CK_INVALID_HANDLE) while a worker has none
 
 	closeOnce sync.Once
 	closeErr  error
@@ -49,9 +53,13 @@ var (
 )
 
 // worker is what a job runs with: the module and the worker's own session.
+// Only the worker's goroutine touches it.
 type worker struct {
-	p  *pkcs11.Ctx
-	sh pkcs11.SessionHandle
+	i      int // index in Engine.sessions
+	p      *pkcs11.Ctx
+	sh     pkcs11.SessionHandle
+	gen    uint64 // the module's life the session was opened in
+	broken bool   // the session was lost and not yet reopened
 }
 
 // task is a queued job, whatever its result type.
@@ -76,7 +84,11 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: c, mod: mod, p: mod.ctx}
+	e.brk.threshold, e.brk.cooldown = c.BreakerThreshold, c.BreakerCooldown
+	e.rec.ctx, e.rec.cancel = context.WithCancel(context.Background())
+	gen := mod.generation()
 	if err := e.open(ctx); err != nil {
+		e.rec.cancel()
 		for _, sh := range e.sessions {
 			e.p.CloseSession(sh)
 		}
@@ -86,8 +98,10 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	e.limit = offload.NewLimiter(c.MaxInFlight)
 	e.jobs = make(chan task, c.MaxInFlight)
 	e.workers.Add(len(e.sessions))
-	for _, sh := range e.sessions {
-		go e.work(&worker{p: e.p, sh: sh})
+	e.rec.slot.Store(uint64(e.slot))
+	e.rec.modGen = gen
+	for i, sh := range e.sessions {
+		go e.work(&worker{i: i, p: e.p, sh: sh, gen: gen})
 	}
 	return e, nil
 }
@@ -116,6 +130,7 @@ func (e *Engine) open(ctx context.Context) error {
 		}
 		e.sessions = append(e.sessions, sh)
 	}
+	e.flags = flags
 	if e.cfg.PIN == nil {
 		return nil
 	}
@@ -220,6 +235,13 @@ func (e *Engine) readMechanisms() error {
 	if has(ckmEdDSA, ckfSign) {
 		info.Algorithms = append(info.Algorithms, offload.Ed25519)
 	}
+	for m, a := range map[uint]offload.Algorithm{
+		pkcs11.CKM_AES_GCM: offload.AESGCM, pkcs11.CKM_AES_CBC: offload.AESCBC, pkcs11.CKM_AES_CTR: offload.AESCTR,
+	} {
+		if has(m, pkcs11.CKF_ENCRYPT) && has(m, ckfDecrypt) {
+			info.Algorithms = append(info.Algorithms, a)
+		}
+	}
 	info.Algorithms = append(info.Algorithms, offload.Random)
 	slices.Sort(info.Algorithms)
 	if mi, ok := e.mechs[pkcs11.CKM_RSA_PKCS]; ok {
@@ -270,15 +292,25 @@ func (e *Engine) Close() error {
 		e.closed.Store(true)
 		close(e.jobs)
 		e.mu.Unlock()
+		e.rec.cancel()
 		e.workers.Wait()
 		e.ops.Wait()
 
 		var errs []error
+		live := slices.DeleteFunc(slices.Clone(e.sessions), func(sh pkcs11.SessionHandle) bool { return sh == 0 })
 		if e.login {
-			errs = append(errs, e.mod.logout(e.sessions[0], e.slot))
+			var sh pkcs11.SessionHandle
+			if len(live) > 0 {
+				sh = live[0]
+			}
+			errs = append(errs, e.mod.logout(sh, e.curSlot()))
 		}
-		for _, sh := range e.sessions {
-			errs = append(errs, ckErr("C_CloseSession", e.p.CloseSession(sh)))
+		for _, sh := range live {
+			err := e.p.CloseSession(sh)
+			if code, _ := ckCode(err); gone(code) {
+				err = nil // lost underneath us and never recovered
+			}
+			errs = append(errs, ckErr("C_CloseSession", err))
 		}
 		errs = append(errs, e.mod.release())
 		e.closeErr = errors.Join(errs...)
@@ -296,13 +328,27 @@ type job[T any] struct {
 	promise offload.Promise[T]
 	stop    func() bool
 	start   time.Time
+	probe   bool // admitted by a half-open breaker: may recover while it is open
+	once    bool // never retried
 }
 
 // submit admits work and queues it for a worker. count says whether it is
 // one of the engine's operations (counted in Stats, errors wrapped in an
 // *offload.OpError for op) or housekeeping such as a key lookup. work must
-// not read the caller's memory: copy inputs first.
+// not read the caller's memory: copy inputs first. work may run twice, when
+// the token lost the worker's session and recovery restored it (see
+// attempt), so it must be safe to repeat; submitOnce is for work that is not.
 func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
+	return submitJob(e, ctx, op, count, false, call, work)
+}
+
+// submitOnce is submit for work that must not be repeated (a key
+// generation): after a recovery its error is returned, not retried.
+func submitOnce[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
+	return submitJob(e, ctx, op, count, true, call, work)
+}
+
+func submitJob[T any](e *Engine, ctx context.Context, op offload.Op, count, once bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
 	wrap := func(err error) error {
 		if count {
 			return offload.Wrap(name, op, err)
@@ -314,6 +360,10 @@ func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, ca
 	}
 	if ctx.Err() != nil {
 		return offload.Failed[T](wrap(context.Cause(ctx)))
+	}
+	probe, err := e.brk.admit()
+	if err != nil {
+		return offload.Failed[T](wrap(err))
 	}
 	if call.NoWait {
 		if !e.limit.TryAcquire() {
@@ -329,7 +379,7 @@ func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, ca
 		return offload.Failed[T](wrap(errClosed))
 	}
 	e.ops.Add(1)
-	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, promise: offload.NewPromise[T]()}
+	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, promise: offload.NewPromise[T](), probe: probe, once: once}
 	if count {
 		j.start = e.stats.Start(op)
 	}
@@ -352,7 +402,7 @@ func (j *job[T]) run(w *worker) {
 		j.finish()
 		return
 	}
-	v, err := j.work(w)
+	v, err := attempt(j.e, w, j.probe, !j.once, j.promise.Pending, j.work)
 	j.deliver(v, j.wrap(err))
 }
 
@@ -424,16 +474,4 @@ func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offloa
 		}
 		return b, nil
 	})
-}
-
-// Hash fails with offload.ErrUnsupported: hashing on the token (stateful
-// C_Digest sessions for hasher/) is not written yet.
-func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
-	return failed[offload.HashResult](offload.OpHash, fmt.Errorf("pkcs11: hash: %w", offload.ErrUnsupported))
-}
-
-// Cipher fails with offload.ErrUnsupported: AES on the token is not written
-// yet.
-func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
-	return failed[[]byte](offload.OpCipher, fmt.Errorf("pkcs11: cipher: %w", offload.ErrUnsupported))
 }

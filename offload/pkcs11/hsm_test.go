@@ -32,6 +32,8 @@ const (
 	mainPIN       = "1234"
 	authToken     = "authtest" // the wrong-PIN test's own token
 	authPIN       = "5678"
+	remoteToken   = "remote" // the token p11-kit's server exports
+	remotePIN     = "4321"
 )
 
 var hsm struct {
@@ -50,6 +52,7 @@ func runMain(m *testing.M) int {
 	}
 	code := m.Run()
 	closeShared()
+	stopP11Server()
 	if hsm.dir != "" {
 		os.RemoveAll(hsm.dir)
 	}
@@ -88,7 +91,7 @@ func setupSoftHSM() error {
 		}
 		return nil
 	}
-	for _, tk := range [][2]string{{mainToken, mainPIN}, {authToken, authPIN}} {
+	for _, tk := range [][2]string{{mainToken, mainPIN}, {authToken, authPIN}, {remoteToken, remotePIN}} {
 		if err := run(util, "--init-token", "--free", "--label", tk[0], "--so-pin", "12345678", "--pin", tk[1]); err != nil {
 			return err
 		}

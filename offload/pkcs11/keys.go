@@ -19,19 +19,24 @@ import (
 	"math/big"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/miekg/pkcs11"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
 // keyHandle is what an engine-made offload.Key carries: the object handle,
-// looked up once (handles stay valid across the sessions of one login), and
-// the attributes that name the object.
+// looked up once and cached (handles stay valid across the sessions of one
+// module life), and the attributes that find the object again when a
+// recovery voids the handle: class, CKA_ID and CKA_LABEL.
 type keyHandle struct {
-	obj   pkcs11.ObjectHandle
 	class uint
 	id    []byte
 	label string
+
+	mu  sync.Mutex
+	obj pkcs11.ObjectHandle // guarded by mu
+	gen uint64              // the engine's key generation obj belongs to; guarded by mu
 }
 
 // Curve object identifiers, as CKA_EC_PARAMS carries them (DER).
@@ -88,6 +93,11 @@ func (e *Engine) FindKeyURI(ctx context.Context, u *URI) (*offload.Key, error) {
 		}
 		switch len(objs) {
 		case 0:
+			if e.login && !loggedIn(w) {
+				// Private objects are hidden because the login went
+				// underneath us: say so, and recovery logs in and retries.
+				return nil, ckErr("C_FindObjects", pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN))
+			}
 			return nil, fmt.Errorf("pkcs11: no key matches %s: %w", desc, offload.ErrNotFound)
 		case 1:
 			return e.loadKey(w, objs[0], class)
@@ -112,8 +122,8 @@ func (e *Engine) matchToken(u *URI) error {
 		return mismatch("manufacturer", u.Manufacturer, ti.ManufacturerID)
 	case u.Model != "" && u.Model != ti.Model:
 		return mismatch("model", u.Model, ti.Model)
-	case u.SlotID != nil && *u.SlotID != e.slot:
-		return mismatch("slot-id", fmt.Sprint(*u.SlotID), fmt.Sprint(e.slot))
+	case u.SlotID != nil && *u.SlotID != e.curSlot():
+		return mismatch("slot-id", fmt.Sprint(*u.SlotID), fmt.Sprint(e.curSlot()))
 	}
 	if u.ModulePath != "" {
 		p, err := filepath.Abs(u.ModulePath)
@@ -183,7 +193,7 @@ func (e *Engine) loadKey(w *worker, obj pkcs11.ObjectHandle, class uint) (*offlo
 	if !ok {
 		return nil, fmt.Errorf("pkcs11: key object has no CKA_KEY_TYPE: %w", offload.ErrInvalid)
 	}
-	h := &keyHandle{obj: obj, class: class, id: a[pkcs11.CKA_ID], label: string(a[pkcs11.CKA_LABEL])}
+	h := &keyHandle{obj: obj, gen: e.rec.keyGen.Load(), class: class, id: a[pkcs11.CKA_ID], label: string(a[pkcs11.CKA_LABEL])}
 	if class == pkcs11.CKO_SECRET_KEY {
 		if kt != pkcs11.CKK_AES {
 			return nil, fmt.Errorf("pkcs11: secret key of type %#x: %w", kt, offload.ErrUnsupported)
@@ -499,7 +509,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 		return nil, fmt.Errorf("pkcs11: cannot make %v keys: %w", t, offload.ErrUnsupported)
 	}
 
-	f := submit(e, ctx, offload.OpSign, false, offload.Call{}, func(w *worker) (*offload.Key, error) {
+	f := submitOnce(e, ctx, offload.OpSign, false, offload.Call{}, func(w *worker) (*offload.Key, error) {
 		m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
 		var obj pkcs11.ObjectHandle
 		var err error

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 	"github.com/offcrypt/offcrypt/offload"
@@ -34,6 +35,13 @@ type module struct {
 	refs   int          // engines holding the module
 	owned  bool         // this package called C_Initialize and may finalise
 	logins map[uint]int // per slot: engines that logged in
+
+	// gen counts the module's lives: it goes up each time recovery
+	// finalises the module, after which every session and object handle
+	// taken before is void. initialized says whether the current life has
+	// begun (a re-initialisation that failed leaves it false).
+	gen         atomic.Uint64
+	initialized bool
 }
 
 // acquireModule loads and initialises the module at path, or takes another
@@ -71,11 +79,11 @@ func acquireModule(path string) (*module, error) {
 		err := m.ctx.Initialize()
 		switch code, _ := ckCode(err); {
 		case err == nil:
-			m.owned = true
+			m.owned, m.initialized = true, true
 		case code == pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED:
 			// Someone else in this process initialised it: use it, and leave
 			// finalising to them.
-			m.owned = false
+			m.owned, m.initialized = false, true
 		default:
 			return nil, ckErr("C_Initialize", err)
 		}
@@ -91,23 +99,70 @@ func (m *module) release() error {
 	modules.mu.Lock()
 	defer modules.mu.Unlock()
 	m.refs--
-	if m.refs > 0 || !m.owned {
+	if m.refs > 0 || !m.owned || !m.initialized {
 		return nil
 	}
-	m.owned = false
-	return ckErr("C_Finalize", m.ctx.Finalize())
+	m.owned, m.initialized = false, false
+	err := m.ctx.Finalize()
+	if code, _ := ckCode(err); code == pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED {
+		err = nil // finalised underneath us: nothing left to release
+	}
+	return ckErr("C_Finalize", err)
 }
 
-// login logs the process in to the token in slot through session sh, unless
-// another engine already did.
+// generation returns the module's current life (see module.gen).
+func (m *module) generation() uint64 { return m.gen.Load() }
+
+// reinit finalises and initialises the module again, for an engine whose
+// sessions were opened in life seen and that found the module lost (the
+// module said CKR_CRYPTOKI_NOT_INITIALIZED or CKR_DEVICE_REMOVED, or could
+// not open a session any more). If another engine already did it since
+// seen, it does nothing: engines sharing the module re-initialise it once
+// between them, and each then reopens its own sessions. It reports whether
+// this call re-initialised the module.
+func (m *module) reinit(seen uint64) (bool, error) {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	if m.gen.Load() != seen && m.initialized {
+		return false, nil
+	}
+	if m.initialized {
+		m.ctx.Finalize() // the module is lost already: its answer changes nothing
+		m.initialized = false
+		m.gen.Add(1)
+	}
+	err := m.ctx.Initialize()
+	if code, _ := ckCode(err); err != nil && code != pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
+		return false, ckErr("C_Initialize", err)
+	}
+	m.initialized = true
+	m.owned = err == nil || m.owned
+	return true, nil
+}
+
+// relogin logs the process in again through sh after the token forgot the
+// login (a closed last session, a logout or a restart underneath). It does
+// not change the login counts: the engines that wanted a login still do.
+func (m *module) relogin(sh pkcs11.SessionHandle, pin string) error {
+	modules.mu.Lock()
+	defer modules.mu.Unlock()
+	err := m.ctx.Login(sh, pkcs11.CKU_USER, pin)
+	if code, _ := ckCode(err); err != nil && code != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+		return ckErr("C_Login", err)
+	}
+	return nil
+}
+
+// login logs the process in to the token in slot through session sh (a
+// token where the process is logged in already does not check the PIN).
 func (m *module) login(sh pkcs11.SessionHandle, slot uint, pin string) error {
 	modules.mu.Lock()
 	defer modules.mu.Unlock()
-	if m.logins[slot] == 0 {
-		err := m.ctx.Login(sh, pkcs11.CKU_USER, pin)
-		if code, _ := ckCode(err); err != nil && code != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
-			return ckErr("C_Login", err)
-		}
+	// Log in even when another engine did: the login may have gone since
+	// (the process's last session on the token closed underneath them).
+	err := m.ctx.Login(sh, pkcs11.CKU_USER, pin)
+	if code, _ := ckCode(err); err != nil && code != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+		return ckErr("C_Login", err)
 	}
 	m.logins[slot]++
 	return nil
@@ -123,8 +178,8 @@ func (m *module) logout(sh pkcs11.SessionHandle, slot uint) error {
 	}
 	delete(m.logins, slot)
 	err := m.ctx.Logout(sh)
-	if code, _ := ckCode(err); code == pkcs11.CKR_USER_NOT_LOGGED_IN {
-		return nil
+	if code, _ := ckCode(err); code == pkcs11.CKR_USER_NOT_LOGGED_IN || gone(code) {
+		return nil // logged out, or the session or module is gone already
 	}
 	return ckErr("C_Logout", err)
 }

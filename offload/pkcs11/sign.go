@@ -223,8 +223,11 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 	default:
 		return failed[[]byte](op, fmt.Errorf("pkcs11: %v: %w", alg, offload.ErrUnsupported))
 	}
-	obj := h.obj
 	return submit(e, ctx, op, true, req.Call, func(w *worker) ([]byte, error) {
+		obj, err := e.object(w, h)
+		if err != nil {
+			return nil, err
+		}
 		if err := w.p.SignInit(w.sh, []*pkcs11.Mechanism{mech}, obj); err != nil {
 			return nil, ckErr("C_SignInit", err)
 		}
@@ -330,9 +333,12 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
 	}
 	ct := bytes.Clone(req.Ciphertext)
-	obj := h.obj
 	return submit(e, ctx, op, true, req.Call, func(w *worker) ([]byte, error) {
-		err := w.p.DecryptInit(w.sh, []*pkcs11.Mechanism{mech}, obj)
+		obj, err := e.object(w, h)
+		if err != nil {
+			return nil, err
+		}
+		err = w.p.DecryptInit(w.sh, []*pkcs11.Mechanism{mech}, obj)
 		if err != nil && oaep != nil && tokenOAEP != nil && rawRefused(err) {
 			// The key may not be used raw: let the token do OAEP.
 			oaep = nil

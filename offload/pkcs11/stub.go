@@ -4,6 +4,7 @@ package pkcs11
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 
 	"github.com/offcrypt/offcrypt/offload"
@@ -65,3 +66,14 @@ func (*Engine) Stats() offload.Snapshot { return offload.Snapshot{} }
 
 // Close does nothing.
 func (*Engine) Close() error { return nil }
+
+// Recovery returns zero counters: the engine needs cgo.
+func (*Engine) Recovery() RecoveryStats { return RecoveryStats{} }
+
+// Digest fails: the engine needs cgo.
+func (*Engine) Digest(context.Context, crypto.Hash, []byte) *offload.Future[[]byte] {
+	return offload.Failed[[]byte](errNoCgo)
+}
+
+// StatefulHash reports true, as the cgo engine does.
+func (*Engine) StatefulHash() bool { return true }

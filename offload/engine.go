@@ -174,3 +174,30 @@ type RandomRequest struct {
 	Call
 	N int
 }
+
+// HashSessioner is implemented by engines whose hashing keeps its state on
+// the device, such as a PKCS#11 token's digest operation, which lives in
+// one session from C_DigestInit to C_DigestFinal. Such an engine cannot
+// serve stateless HashRequests that carry the state; it offers sessions
+// instead. hasher uses a HashSessioner when the engine is one.
+type HashSessioner interface {
+	// HashSession starts a hash computation with h on the device. It waits,
+	// honouring ctx, for an in-flight slot, which the session holds until it
+	// is finished or closed. The hashes it accepts are those Info claims.
+	HashSession(ctx context.Context, h crypto.Hash) (HashSession, error)
+}
+
+// A HashSession is one hash computation held by a device. Its methods must
+// be called one at a time: each Update's future must resolve before the
+// next call. After Final resolves, or after any request fails (a device
+// ends its operation on an error), the session is over: further calls fail
+// and the slot is free.
+type HashSession interface {
+	// Update feeds data, at most Info.MaxInline bytes, to the computation.
+	Update(ctx context.Context, data []byte) *Future[struct{}]
+	// Final ends the computation and returns the digest.
+	Final(ctx context.Context) *Future[[]byte]
+	// Close abandons an unfinished computation and frees its slot; it does
+	// nothing on a finished one. It does not wait for the device.
+	Close() error
+}

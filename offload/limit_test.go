@@ -3,6 +3,8 @@ package offload
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -130,8 +132,9 @@ func TestLimiterTryAcquireNeverJumps(t *testing.T) {
 	// With a slot free but a waiter queued, TryAcquire answers false. Build
 	// that state under the lock, since a free slot is granted at once.
 	l.mu.Lock()
-	l.cur--
+	l.cur.Add(-1)
 	l.waiters.PushBack(make(chan struct{}))
+	l.nwait.Add(1)
 	l.mu.Unlock()
 	if l.TryAcquire() {
 		t.Fatal("TryAcquire jumped a queued waiter")
@@ -172,5 +175,45 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition never held")
 		}
 		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// Many goroutines taking and returning slots, some through Acquire with
+// contexts that end: the limit is never exceeded and nothing is lost.
+func TestLimiterStress(t *testing.T) {
+	const size, goroutines, rounds = 3, 16, 300
+	l := NewLimiter(size)
+	var held atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				var ok bool
+				switch (g + i) % 3 {
+				case 0:
+					ok = l.TryAcquire()
+				case 1:
+					ok = l.Acquire(context.Background()) == nil
+				default:
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%5)*time.Microsecond)
+					ok = l.Acquire(ctx) == nil
+					cancel()
+				}
+				if !ok {
+					continue
+				}
+				if n := held.Add(1); n > size {
+					t.Errorf("%d slots held, limit %d", n, size)
+				}
+				held.Add(-1)
+				l.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	if l.InUse() != 0 || waiters(l) != 0 || l.nwait.Load() != 0 {
+		t.Fatalf("after the storm: %d in use, %d waiters (%d counted)", l.InUse(), waiters(l), l.nwait.Load())
 	}
 }

@@ -3,6 +3,7 @@ package offload
 import (
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,25 +39,43 @@ func (o Op) String() string {
 // and a latency histogram from submission to resolution. It is lock-free and
 // safe for concurrent use; the zero value is ready. Engines embed one and
 // expose Snapshot.
+//
+// Apart from the in-flight count, which must be one number to have a
+// maximum, the counters are spread over a few shards chosen at random per
+// update, so goroutines on different CPUs recording at once seldom write
+// the same cache line.
 type Stats struct {
 	ops [numOps]opCounters
 }
 
+// statShards is the number of shards per kind of operation (a power of two).
+const statShards = 4
+
 type opCounters struct {
-	submitted   atomic.Uint64
-	completed   atomic.Uint64
-	failed      atomic.Uint64
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
-	maxLatency  atomic.Int64
-	hist        [numBuckets]atomic.Uint64
+	_           [48]byte // keep the shards off the in-flight count's cache line
+	shards      [statShards]statShard
+}
+
+type statShard struct {
+	submitted  atomic.Uint64
+	completed  atomic.Uint64
+	failed     atomic.Uint64
+	maxLatency atomic.Int64
+	hist       [numBuckets]atomic.Uint64
+	_          [32]byte // keep the next shard's counters off this cache line
+}
+
+func (c *opCounters) shard() *statShard {
+	return &c.shards[rand.Uint32()&(statShards-1)]
 }
 
 // Start records that an operation of kind op was admitted and returns the
 // time to hand to Finish.
 func (s *Stats) Start(op Op) time.Time {
 	c := &s.ops[op]
-	c.submitted.Add(1)
+	c.shard().submitted.Add(1)
 	n := c.inFlight.Add(1)
 	for {
 		m := c.maxInFlight.Load()
@@ -72,19 +91,20 @@ func (s *Stats) Start(op Op) time.Time {
 func (s *Stats) Finish(op Op, start time.Time, err error) {
 	c := &s.ops[op]
 	c.inFlight.Add(-1)
+	sh := c.shard()
 	if err != nil {
-		c.failed.Add(1)
+		sh.failed.Add(1)
 		return
 	}
-	c.completed.Add(1)
+	sh.completed.Add(1)
 	d := int64(time.Since(start))
 	if d < 0 {
 		d = 0
 	}
-	c.hist[bucketOf(uint64(d))].Add(1)
+	sh.hist[bucketOf(uint64(d))].Add(1)
 	for {
-		m := c.maxLatency.Load()
-		if d <= m || c.maxLatency.CompareAndSwap(m, d) {
+		m := sh.maxLatency.Load()
+		if d <= m || sh.maxLatency.CompareAndSwap(m, d) {
 			break
 		}
 	}
@@ -99,17 +119,21 @@ func (s *Stats) Snapshot() Snapshot {
 		c := &s.ops[op]
 		o := &snap.Ops[op]
 		o.Op = op
-		o.Submitted = c.submitted.Load()
-		o.Completed = c.completed.Load()
-		o.Failed = c.failed.Load()
 		o.InFlight = c.inFlight.Load()
 		o.MaxInFlight = c.maxInFlight.Load()
-		o.Max = time.Duration(c.maxLatency.Load())
 		var h [numBuckets]uint64
 		var total uint64
-		for i := range h {
-			h[i] = c.hist[i].Load()
-			total += h[i]
+		for i := range c.shards {
+			sh := &c.shards[i]
+			o.Submitted += sh.submitted.Load()
+			o.Completed += sh.completed.Load()
+			o.Failed += sh.failed.Load()
+			o.Max = max(o.Max, time.Duration(sh.maxLatency.Load()))
+			for b := range h {
+				n := sh.hist[b].Load()
+				h[b] += n
+				total += n
+			}
 		}
 		o.P50 = quantile(&h, total, 0.50)
 		o.P90 = quantile(&h, total, 0.90)

@@ -32,10 +32,12 @@ type Pool struct {
 	jobs  chan task
 	stats offload.Stats
 
-	mu     sync.RWMutex // held for reading while a submission registers; for writing by Close
 	closed atomic.Bool
+	_      [63]byte // the hot path reads closed: keep writes to mu off its cache line
 
-	ops     sync.WaitGroup // admitted operations not yet finished
+	mu sync.RWMutex // held for reading while a queued submission registers; for writing by Close
+
+	ops     sync.WaitGroup // queued, running and parked operations not yet settled (not inline ones: see drain)
 	workers sync.WaitGroup
 
 	parkedMu sync.Mutex
@@ -111,6 +113,7 @@ func (p *Pool) Close() {
 	if p.closed.Swap(true) {
 		p.mu.Unlock()
 		p.ops.Wait()
+		p.drain()
 		return
 	}
 	close(p.jobs)
@@ -127,6 +130,20 @@ func (p *Pool) Close() {
 		t.unpark(offload.ErrClosed)
 	}
 	p.ops.Wait()
+	p.drain()
+}
+
+// drain waits until every slot is free, which is when the work running on
+// callers' goroutines has ended, then frees them again: a submission that
+// takes one afterwards finds the pool closed and gives it back.
+func (p *Pool) drain() {
+	n := p.limit.Cap()
+	for range n {
+		p.limit.Acquire(context.Background())
+	}
+	for range n {
+		p.limit.Release()
+	}
 }
 
 // An Op is one operation for Submit.
@@ -178,6 +195,21 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		}
 	}
 
+	if inline && out.Delay <= 0 {
+		// The common blocking call: no job, no promise, no hand-off, no
+		// lock. The slot is what Close waits for: it is held before closed
+		// is read, and Close sets closed before it waits for every slot.
+		if p.closed.Load() {
+			p.limit.Release()
+			return Fail[T](p, op, offload.ErrClosed)
+		}
+		start := p.stats.Start(op)
+		v, err := compute(p, op, out, o.Work)
+		p.stats.Finish(op, start, err)
+		p.limit.Release()
+		return offload.Resolved(v, err)
+	}
+
 	p.mu.RLock()
 	if p.closed.Load() {
 		p.mu.RUnlock()
@@ -185,16 +217,6 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		return Fail[T](p, op, offload.ErrClosed)
 	}
 	p.ops.Add(1)
-	if inline && out.Delay <= 0 {
-		// The common blocking call: no job, no promise, no hand-off.
-		start := p.stats.Start(op)
-		p.mu.RUnlock()
-		v, err := compute(p, op, out, o.Work)
-		p.stats.Finish(op, start, err)
-		p.limit.Release()
-		p.ops.Done()
-		return offload.Resolved(v, err)
-	}
 	j := &job[T]{
 		pool:    p,
 		op:      op,

@@ -459,3 +459,40 @@ func TestWorkPanics(t *testing.T) {
 	}
 	p.Close()
 }
+
+// Close waits for work running on a caller's goroutine, and a blocking call
+// that comes after Close fails with ErrClosed and holds no slot.
+func TestCloseWaitsForInlineWork(t *testing.T) {
+	p := New(Config{Name: "inline", Workers: 1, MaxInFlight: 2})
+	started, release := make(chan struct{}), make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		f := Submit(p, context.Background(), Op[int]{
+			Kind: offload.OpSign,
+			Call: offload.Call{Inline: true},
+			Work: func() (int, error) { close(started); <-release; return 1, nil },
+		})
+		_, err := f.Wait(context.Background())
+		result <- err
+	}()
+	<-started
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while inline work was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-result; err != nil {
+		t.Fatalf("inline work begun before Close: %v", err)
+	}
+	<-closed
+	f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func() (int, error) { return 1, nil }})
+	if _, err := f.Wait(context.Background()); !errors.Is(err, offload.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if n := p.InFlight(); n != 0 {
+		t.Fatalf("%d slots held after Close", n)
+	}
+}

@@ -4,7 +4,9 @@
 // It follows wolfHSM's asynchronous SHA design: the engine keeps no state
 // between requests, every request carries the running state, partial blocks
 // stay with the client, and each request carries as many whole blocks as the
-// engine's payload cap (offload.Info.MaxInline) allows.
+// engine's payload cap (offload.Info.MaxInline) allows. Engines that keep
+// the state on the device instead (offload.HashSessioner) are used through
+// their hash sessions; see "Engines that keep the state".
 //
 //	h, err := hasher.New(eng, crypto.SHA256)
 //	io.Copy(h, file)
@@ -18,7 +20,8 @@
 // MaxInline rounded down to the block size; the tail, less than one block,
 // stays in the Hash. Sum sends the running state and the tail in one final
 // request and leaves the running state as it was, so writing may go on after
-// Sum, as with the standard library's hashes.
+// Sum, as with the standard library's hashes. (All of this is about
+// stateless engines; engines that keep the state differ, see below.)
 //
 // # Failures
 //
@@ -48,15 +51,37 @@
 // # Saving and cloning the state
 //
 // On a stateless engine (one whose hash requests carry the whole state, as
-// offload.HashRequest does; every engine so far) a Hash implements
-// encoding.BinaryMarshaler, encoding.BinaryAppender,
-// encoding.BinaryUnmarshaler and hash.Cloner. The marshaled state is
-// byte for byte the one crypto/sha256 or crypto/sha512 produces for the same
-// input, so it can be resumed by either. An engine that keeps hash state on
-// the device (a PKCS#11 digest session, a TPM hash sequence) cannot export
-// it; such an engine says so by implementing a method StatefulHash() bool
-// that returns true, and these methods then fail with an error that wraps
-// errors.ErrUnsupported rather than inventing a state.
+// offload.HashRequest does) a Hash implements encoding.BinaryMarshaler,
+// encoding.BinaryAppender, encoding.BinaryUnmarshaler and hash.Cloner. The
+// marshaled state is byte for byte the one crypto/sha256 or crypto/sha512
+// produces for the same input, so it can be resumed by either. On an engine
+// that keeps the state on the device these methods fail with an error that
+// wraps errors.ErrUnsupported rather than inventing a state.
+//
+// # Engines that keep the state
+//
+// An engine that implements offload.HashSessioner (a PKCS#11 token's digest
+// session, a TPM hash sequence) holds the running state itself. On such an
+// engine a Hash opens a hash session at its first request, gathers written
+// bytes and sends them in Updates of MaxInline bytes (no block alignment is
+// needed), and finishes the session at Sum. This changes three things:
+//
+//   - Sum ends the device's computation, so it cannot leave the running
+//     state undisturbed: after Sum (or SumContext) further Writes and Sums
+//     fail, or panic for Sum, with an error that wraps errors.ErrUnsupported
+//     ("the device finished this hash at Sum; Reset to start again") until
+//     Reset is called.
+//   - A failed request cannot be rolled back: the device's computation is
+//     gone with it. WriteContext and SumContext then record the error as a
+//     failed Write does (it is sticky, Sum panics with it) and return it;
+//     Reset starts a new session.
+//   - An open session holds one of the engine's in-flight slots. Callers
+//     must Sum or Close every Hash they write to; a Hash that is garbage
+//     collected with its session open has it closed, but only when the
+//     collector gets to it. Close does nothing on a stateless engine.
+//
+// Marshaling and cloning fail as said above. Digest and SignStream work as
+// on any engine.
 //
 // # Asynchronous forms
 //
@@ -80,6 +105,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -100,6 +126,11 @@ type Hash struct {
 	buf     []byte // the partial block, shorter than one block
 	scratch []byte // assembles a request that starts with the partial block
 	err     error  // a failed plain Write, sticky until Reset
+
+	// On an engine that keeps the state on the device (sess not nil):
+	sess offload.HashSessioner
+	dev  *device // the device's hash session, opened at the first request
+	pend []byte  // bytes not yet sent, fewer than chunk
 }
 
 var (
@@ -132,7 +163,14 @@ func New(eng offload.Engine, h crypto.Hash) (*Hash, error) {
 		return nil, fmt.Errorf("hasher: %w: engine %q carries %d bytes per request, less than one %d-byte %v block",
 			offload.ErrUnsupported, info.Name, info.MaxInline, lay.block, alg)
 	}
-	return &Hash{eng: eng, hash: h, lay: lay, size: h.Size(), chunk: chunk, buf: make([]byte, 0, lay.block)}, nil
+	d := &Hash{eng: eng, hash: h, lay: lay, size: h.Size(), chunk: chunk, buf: make([]byte, 0, lay.block)}
+	if sess, ok := eng.(offload.HashSessioner); ok {
+		d.sess, d.dev, d.chunk = sess, &device{}, info.MaxInline
+		// A Hash dropped without Sum or Close would hold the device
+		// session's slot for ever: close it when the Hash is collected.
+		runtime.AddCleanup(d, (*device).close, d.dev)
+	}
+	return d, nil
 }
 
 // Size returns the number of bytes Sum appends.
@@ -142,15 +180,44 @@ func (h *Hash) Size() int { return h.size }
 func (h *Hash) BlockSize() int { return h.lay.block }
 
 // Reset returns the Hash to its initial state and clears a recorded error.
+// On an engine that keeps the state on the device it closes the device's
+// hash session; the next Write or Sum opens a new one.
 func (h *Hash) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.reset()
+}
+
+func (h *Hash) reset() {
 	h.state = nil
 	h.buf = h.buf[:0]
 	h.err = nil
+	if h.sess != nil {
+		h.dev.close()
+		h.pend = h.pend[:0]
+	}
 }
 
-// Err returns the error recorded by a failed Write, or nil.
+// Close releases the device's hash session, if the engine keeps the state
+// on the device and one is open, without waiting for the device, and leaves
+// the Hash as Reset does. On such an engine a session holds one of the
+// engine's in-flight slots from the first request until Sum: a caller that
+// stops before Sum must call Close (a Hash that is garbage collected is
+// closed too, but only whenever the collector gets to it). On a stateless
+// engine Close does nothing. It always returns nil.
+func (h *Hash) Close() error {
+	if h.sess == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reset()
+	return nil
+}
+
+// Err returns the error recorded by a failed Write, or nil. On an engine
+// that keeps the state on the device it also reports a failed WriteContext
+// or SumContext, and after Sum an error that wraps errors.ErrUnsupported.
 func (h *Hash) Err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -179,6 +246,9 @@ func (h *Hash) Write(p []byte) (int, error) {
 // bounds them. If any request fails it returns 0 and the error and the Hash
 // is exactly as it was before the call, so the caller may retry with the
 // same p. On a Hash with an error recorded by Write it returns that error.
+// On an engine that keeps the state on the device no rollback is possible:
+// a failure is recorded as a failed Write's is (see the package
+// documentation).
 func (h *Hash) WriteContext(ctx context.Context, p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -199,6 +269,9 @@ func (h *Hash) WriteContext(ctx context.Context, p []byte) (int, error) {
 func (h *Hash) Sum(b []byte) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.err == errSummed {
+		panic(h.err)
+	}
 	if h.err != nil {
 		panic(fmt.Errorf("hasher: Sum after a failed Write: %w", h.err))
 	}
@@ -211,7 +284,10 @@ func (h *Hash) Sum(b []byte) []byte {
 
 // SumContext appends the digest of what was written to b, without changing
 // the running state; ctx bounds the final request. A failure returns the
-// error and changes nothing.
+// error and changes nothing. On an engine that keeps the state on the device
+// SumContext ends the device's computation, so the Hash refuses further
+// Writes and Sums until Reset, and a failure is recorded (see the package
+// documentation).
 func (h *Hash) SumContext(ctx context.Context, b []byte) ([]byte, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -223,6 +299,9 @@ func (h *Hash) SumContext(ctx context.Context, b []byte) ([]byte, error) {
 
 // write absorbs p, rolling back on failure. h.mu is held.
 func (h *Hash) write(ctx context.Context, p []byte) error {
+	if h.sess != nil {
+		return h.writeDevice(ctx, p)
+	}
 	if len(h.buf)+len(p) < h.lay.block {
 		h.buf = append(h.buf, p...) // fits in the partial block: no request
 		return nil
@@ -310,6 +389,9 @@ func (h *Hash) sum(ctx context.Context, b []byte) ([]byte, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if h.sess != nil {
+		return h.sumDevice(ctx, b)
+	}
 	req := &offload.HashRequest{
 		Call:  offload.Call{Inline: true},
 		Hash:  h.hash,
@@ -327,18 +409,10 @@ func (h *Hash) sum(ctx context.Context, b []byte) ([]byte, error) {
 	return append(b, res.Sum...), nil
 }
 
-// statefulEngine is implemented by an engine that keeps hash state on the
-// device between requests, so that the state cannot be exported. It is the
-// place where such engines (PKCS#11 digest sessions, TPM hash sequences)
-// will opt out of marshaling and cloning.
-type statefulEngine interface {
-	StatefulHash() bool
-}
-
 // portable returns nil when the running state can leave the engine, and an
 // error wrapping errors.ErrUnsupported when it cannot. h.mu is held.
 func (h *Hash) portable() error {
-	if s, ok := h.eng.(statefulEngine); ok && s.StatefulHash() {
+	if h.sess != nil {
 		return fmt.Errorf("hasher: %w: engine %q keeps hash state on the device", offload.ErrUnsupported, h.eng.Info().Name)
 	}
 	if h.err != nil {
@@ -377,7 +451,7 @@ func (h *Hash) AppendBinary(b []byte) ([]byte, error) {
 func (h *Hash) UnmarshalBinary(b []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s, ok := h.eng.(statefulEngine); ok && s.StatefulHash() {
+	if h.sess != nil {
 		return fmt.Errorf("hasher: %w: engine %q keeps hash state on the device", offload.ErrUnsupported, h.eng.Info().Name)
 	}
 	state, buf, err := h.lay.split(b)

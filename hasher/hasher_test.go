@@ -62,7 +62,6 @@ type hook struct {
 	sizes  []int
 	before func(n int64, req *offload.HashRequest)
 	info   func(offload.Info) offload.Info
-	state  bool // claim to keep hash state on the device
 }
 
 func (h *hook) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
@@ -80,8 +79,6 @@ func (h *hook) Info() offload.Info {
 	}
 	return h.Engine.Info()
 }
-
-func (h *hook) StatefulHash() bool { return h.state }
 
 // split cuts data at random points into pieces of random size, some empty,
 // some long.
@@ -374,23 +371,6 @@ func TestClone(t *testing.T) {
 				t.Fatal("clone and original are not independent")
 			}
 		})
-	}
-}
-
-func TestStatefulEngine(t *testing.T) {
-	eng := newSoft(t, soft.Options{})
-	d := newHash(t, &hook{Engine: eng, state: true}, crypto.SHA256)
-	d.Write([]byte("data"))
-	_, err1 := d.MarshalBinary()
-	_, err2 := d.Clone()
-	err3 := d.UnmarshalBinary(make([]byte, 108))
-	for i, err := range []error{err1, err2, err3} {
-		if !errors.Is(err, errors.ErrUnsupported) {
-			t.Errorf("%d: %v, want errors.ErrUnsupported", i, err)
-		}
-	}
-	if !bytes.Equal(d.Sum(nil), func() []byte { s := sha256.Sum256([]byte("data")); return s[:] }()) {
-		t.Fatal("hashing on a stateful engine broke")
 	}
 }
 

@@ -97,6 +97,9 @@ func SignStream(ctx context.Context, s *signer.Signer, r io.Reader, opts crypto.
 // engine, chunk k+1 is read into the other buffer; a buffer is reused only
 // after its request has resolved, and never after a failure.
 func (h *Hash) digest(ctx context.Context, r io.Reader) ([]byte, error) {
+	if h.sess != nil {
+		return h.digestDevice(ctx, r)
+	}
 	bufs := [2][]byte{make([]byte, h.chunk), make([]byte, h.chunk)}
 	var (
 		pending *offload.Future[offload.HashResult]

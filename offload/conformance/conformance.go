@@ -40,6 +40,14 @@
 // raw bytes crypto/cipher gives, since CBC has no integrity and engines do
 // no padding, and then fail the suite's own PKCS #5 check.
 //
+// An engine that keeps hash state on the device (an offload.HashSessioner,
+// which serves no stateless HashRequest) hashes through HashSession instead:
+// random messages cut into Updates of random sizes up to Info.MaxInline, on
+// the engine itself even in the wrapped runs (inject.Wrap does not pass hash
+// sessions on), must hash as the standard library does; an Update after
+// Final must fail, a closed session must leave the engine working, and an
+// unclaimed hash must fail HashSession with offload.ErrUnsupported.
+//
 // Then behaviour: a context already ended, ended while queued and while
 // running (many requests, random cancel times, every future resolved once,
 // every delivered result valid), Close with work in flight, Poll, Wait from
@@ -137,6 +145,10 @@ type suite struct {
 	mode mode
 	info offload.Info
 	keys map[keyID]keyPair
+
+	// sessions is the engine as an offload.HashSessioner, unwrapped (the
+	// inject wrapper does not pass hash sessions on), or nil.
+	sessions offload.HashSessioner
 }
 
 type keyID struct {
@@ -159,12 +171,13 @@ func newSuite(t *testing.T, f Factory, m mode) *suite {
 	if st.Engine == nil {
 		t.Fatal("conformance: Setup.Engine is nil")
 	}
+	sessions, _ := st.Engine.(offload.HashSessioner)
 	if m.opts != nil {
 		st.Engine = inject.Wrap(st.Engine, *m.opts)
 	}
 	eng := st.Engine
 	t.Cleanup(func() { eng.Close() })
-	return &suite{Setup: st, mode: m, info: eng.Info(), keys: make(map[keyID]keyPair)}
+	return &suite{Setup: st, mode: m, info: eng.Info(), keys: make(map[keyID]keyPair), sessions: sessions}
 }
 
 // wait waits for f and reports whether its result should be checked: false

@@ -61,6 +61,14 @@ func (s *suite) unsupported(t *testing.T, a offload.Algorithm) {
 	case offload.OpHash:
 		h := map[offload.Algorithm]crypto.Hash{offload.SHA224: crypto.SHA224, offload.SHA256: crypto.SHA256, offload.SHA384: crypto.SHA384, offload.SHA512: crypto.SHA512}[a]
 		f = s.Engine.Hash(ctx, &offload.HashRequest{Hash: h, Data: []byte("abc"), Final: true})
+		if s.sessions != nil {
+			if hs, err := s.sessions.HashSession(ctx, h); !errors.Is(err, offload.ErrUnsupported) {
+				if hs != nil {
+					hs.Close()
+				}
+				t.Errorf("HashSession(%v), not claimed, gave %v; want ErrUnsupported", h, err)
+			}
+		}
 	case offload.OpCipher:
 		mode := map[offload.Algorithm]offload.CipherMode{offload.AESGCM: offload.ModeGCM, offload.AESCBC: offload.ModeCBC, offload.AESCTR: offload.ModeCTR}[a]
 		iv := make([]byte, 16)

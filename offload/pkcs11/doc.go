@@ -59,13 +59,13 @@
 // library marshals it, so that an engine keeps nothing between requests. A
 // token cannot take such a state: its digest state lives inside one session
 // (C_DigestInit, C_DigestUpdate, C_DigestFinal) and cannot be exported or
-// imported. So Hash fails with offload.ErrUnsupported, Info lists no hash,
-// and StatefulHash reports true (hasher/ then refuses to marshal or clone).
-// Digest hashes a whole message in one C_Digest. Streaming a hash through a
-// token would need a session-affine hash API in offload: a handle that pins
-// one session (one worker) from the first update to the final, which the
-// engine releases on Final, on Close of the handle, or when its context
-// ends.
+// imported. So Hash fails with offload.ErrUnsupported, and the engine is an
+// offload.HashSessioner instead: HashSession pins one worker, and its
+// PKCS #11 session, to a digest from C_DigestInit to C_DigestFinal, and
+// hasher/ streams through it (and refuses to marshal or clone, since the
+// state stays on the token). Info lists the SHA-2 hashes whose C_Digest
+// mechanisms the token has. An open hash session holds a slot and a worker
+// until Final or Close. Digest hashes a whole message in one C_Digest.
 //
 // # Recovery
 //

@@ -45,6 +45,10 @@ type Engine struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// updateHook, when set (tests only, before any hash session starts),
+	// runs on a pinned worker before each C_DigestUpdate.
+	updateHook func()
 }
 
 var (
@@ -240,6 +244,12 @@ func (e *Engine) readMechanisms() error {
 	} {
 		if has(m, pkcs11.CKF_ENCRYPT) && has(m, ckfDecrypt) {
 			info.Algorithms = append(info.Algorithms, a)
+		}
+	}
+	for h, m := range digestMechs {
+		if has(m, pkcs11.CKF_DIGEST) {
+			a, _ := offload.HashAlgorithm(h)
+			info.Algorithms = append(info.Algorithms, a) // served by HashSession
 		}
 	}
 	info.Algorithms = append(info.Algorithms, offload.Random)

@@ -17,7 +17,10 @@ var errNoCgo = fmt.Errorf("pkcs11: built without cgo: %w", offload.ErrUnsupporte
 // opened.
 type Engine struct{}
 
-var _ offload.Engine = (*Engine)(nil)
+var (
+	_ offload.Engine        = (*Engine)(nil)
+	_ offload.HashSessioner = (*Engine)(nil)
+)
 
 // Open fails: the engine needs cgo.
 func Open(ctx context.Context, c Config) (*Engine, error) { return nil, errNoCgo }
@@ -75,5 +78,7 @@ func (*Engine) Digest(context.Context, crypto.Hash, []byte) *offload.Future[[]by
 	return offload.Failed[[]byte](errNoCgo)
 }
 
-// StatefulHash reports true, as the cgo engine does.
-func (*Engine) StatefulHash() bool { return true }
+// HashSession fails: the engine needs cgo.
+func (*Engine) HashSession(context.Context, crypto.Hash) (offload.HashSession, error) {
+	return nil, errNoCgo
+}

@@ -207,20 +207,22 @@ var digestMechs = map[crypto.Hash]uint{
 	crypto.SHA512: pkcs11.CKM_SHA512,
 }
 
-// StatefulHash reports true: a token keeps a digest's running state in a
-// session (C_DigestInit/C_DigestUpdate/C_DigestFinal) and cannot export it,
-// so hasher/ refuses to marshal or clone a hash on this engine.
-func (e *Engine) StatefulHash() bool { return true }
-
-// Hash fails with offload.ErrUnsupported, and Info lists no hash. A
-// HashRequest carries the whole running state, as the standard library
-// marshals it, and leaves the engine stateless between requests; a PKCS #11
-// token keeps the running state inside one session and can neither take
-// nor give such a state. Hashing a whole message at once on the token is
-// Digest.
+// Hash fails with offload.ErrUnsupported (after the checks every request
+// gets: a closed engine, an ended context). A HashRequest carries the whole
+// running state, as the standard library marshals it, and leaves the engine
+// stateless between requests; a PKCS #11 token keeps the running state
+// inside one session and can neither take nor give such a state. The hashes
+// Info lists are served by HashSession, which hasher/ uses; a whole message
+// at once is Digest.
 func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
+	switch {
+	case e.closed.Load():
+		return failed[offload.HashResult](offload.OpHash, errClosed)
+	case ctx != nil && ctx.Err() != nil:
+		return failed[offload.HashResult](offload.OpHash, context.Cause(ctx))
+	}
 	return failed[offload.HashResult](offload.OpHash,
-		fmt.Errorf("pkcs11: hash requests carry the running state, which a token cannot take: %w", offload.ErrUnsupported))
+		fmt.Errorf("pkcs11: hash requests carry the running state, which a token cannot take (use HashSession): %w", offload.ErrUnsupported))
 }
 
 // Digest hashes data in one C_Digest on the token with SHA-224, SHA-256,

@@ -16,7 +16,6 @@ import (
 
 	"github.com/miekg/pkcs11"
 	ocipher "github.com/offcrypt/offcrypt/cipher"
-	"github.com/offcrypt/offcrypt/hasher"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -184,15 +183,14 @@ func TestDigest(t *testing.T) {
 	if _, err := wait(t, e.Digest(context.Background(), crypto.SHA256, make([]byte, 32<<10+1))); !errors.Is(err, offload.ErrInvalid) {
 		t.Fatalf("too long: %v", err)
 	}
-	// Hash requests carry state a token cannot take: refused, and so is
-	// hasher.New (Info claims no hash).
+	// Hash requests carry state a token cannot take: refused. Info claims
+	// the hashes all the same, served by HashSession.
 	if _, err := wait(t, e.Hash(context.Background(), &offload.HashRequest{Hash: crypto.SHA256, Final: true})); !errors.Is(err, offload.ErrUnsupported) {
 		t.Fatalf("Hash: %v", err)
 	}
-	if _, err := hasher.New(e, crypto.SHA256); !errors.Is(err, offload.ErrUnsupported) {
-		t.Fatalf("hasher.New: %v", err)
-	}
-	if !e.StatefulHash() {
-		t.Fatal("StatefulHash")
+	for _, a := range []offload.Algorithm{offload.SHA224, offload.SHA256, offload.SHA384, offload.SHA512} {
+		if !e.Info().Supports(a) {
+			t.Errorf("Info does not claim %v", a)
+		}
 	}
 }

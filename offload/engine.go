@@ -178,8 +178,9 @@ type RandomRequest struct {
 // HashSessioner is implemented by engines whose hashing keeps its state on
 // the device, such as a PKCS#11 token's digest operation, which lives in
 // one session from C_DigestInit to C_DigestFinal. Such an engine cannot
-// serve stateless HashRequests that carry the state; it offers sessions
-// instead. hasher uses a HashSessioner when the engine is one.
+// serve stateless HashRequests that carry the state: its Hash method fails
+// with ErrUnsupported even for the hashes Info claims, and it offers
+// sessions instead. hasher uses a HashSessioner when the engine is one.
 type HashSessioner interface {
 	// HashSession starts a hash computation with h on the device. It waits,
 	// honouring ctx, for an in-flight slot, which the session holds until it
@@ -194,6 +195,9 @@ type HashSessioner interface {
 // and the slot is free.
 type HashSession interface {
 	// Update feeds data, at most Info.MaxInline bytes, to the computation.
+	// As with every request, the engine does not read data after the
+	// future has resolved (a context that ends resolves it early), so it
+	// copies what it may still need.
 	Update(ctx context.Context, data []byte) *Future[struct{}]
 	// Final ends the computation and returns the digest.
 	Final(ctx context.Context) *Future[[]byte]

@@ -27,6 +27,16 @@ import (
 //
 // A read error fails the future with an error that wraps it.
 func Digest(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader) *offload.Future[[]byte] {
+	return pipeline(ctx, eng, h, r, func(_ context.Context, p offload.Promise[[]byte], sum []byte, err error) {
+		p.Resolve(sum, err)
+	})
+}
+
+// pipeline hashes r with h on eng, on a goroutine of its own, and hands the
+// digest or the failure to finish, which resolves the promise behind the
+// future pipeline returns.
+func pipeline(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader,
+	finish func(ctx context.Context, p offload.Promise[[]byte], sum []byte, err error)) *offload.Future[[]byte] {
 	d, err := New(eng, h)
 	if err != nil {
 		return offload.Failed[[]byte](err)
@@ -40,7 +50,7 @@ func Digest(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader)
 	p := offload.NewPromise[[]byte]()
 	go func() {
 		sum, err := d.digest(ctx, r)
-		p.Resolve(sum, err)
+		finish(ctx, p, sum, err)
 	}()
 	return p.Future()
 }
@@ -63,19 +73,7 @@ func SignStream(ctx context.Context, s *signer.Signer, r io.Reader, opts crypto.
 	if opts == nil || opts.HashFunc() == 0 {
 		return offload.Failed[[]byte](fmt.Errorf("hasher: %w: SignStream needs options that name a hash", offload.ErrInvalid))
 	}
-	d, err := New(s.Key().Engine(), opts.HashFunc())
-	if err != nil {
-		return offload.Failed[[]byte](err)
-	}
-	if r == nil {
-		return offload.Failed[[]byte](fmt.Errorf("%w: %w", errNilReader, offload.ErrInvalid))
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	p := offload.NewPromise[[]byte]()
-	go func() {
-		sum, err := d.digest(ctx, r)
+	return pipeline(ctx, s.Key().Engine(), opts.HashFunc(), r, func(ctx context.Context, p offload.Promise[[]byte], sum []byte, err error) {
 		if err != nil {
 			p.Resolve(nil, err)
 			return
@@ -88,8 +86,7 @@ func SignStream(ctx context.Context, s *signer.Signer, r io.Reader, opts crypto.
 			}
 			p.Resolve(sig, err)
 		})
-	}()
-	return p.Future()
+	})
 }
 
 // digest hashes r to its end and returns the digest. It is used on a Hash

@@ -374,12 +374,10 @@ func (j *job[T]) settle(v T, err error) {
 	won := j.promise.Claim()
 	outcome := err
 	if !won {
-		// The context's end or Close resolved it (or is resolving it) with
-		// an error: the caller saw a failure.
-		outcome = offload.ErrNotReady
-		if e := j.promise.Future().Err(); e != nil {
-			outcome = e
-		}
+		// The context's end or Close resolved it with an error, or is
+		// resolving it (Err answers ErrNotReady meanwhile): either way the
+		// caller saw a failure.
+		outcome = j.promise.Future().Err()
 	}
 	p.stats.Finish(j.op, j.start, outcome)
 	p.limit.Release()

@@ -40,6 +40,8 @@ type Pool struct {
 	ops     sync.WaitGroup // queued, running and parked operations not yet settled (not inline ones: see drain)
 	workers sync.WaitGroup
 
+	closeDone chan struct{} // closed when the first Close has finished
+
 	parkedMu sync.Mutex
 	parked   map[task]struct{} // results held back by injected latency, and dropped requests
 }
@@ -57,11 +59,12 @@ func New(c Config) *Pool {
 	c.Workers = max(c.Workers, 1)
 	c.MaxInFlight = max(c.MaxInFlight, 1)
 	p := &Pool{
-		name:   c.Name,
-		limit:  offload.NewLimiter(c.MaxInFlight),
-		inj:    c.Inject,
-		jobs:   make(chan task, c.MaxInFlight),
-		parked: make(map[task]struct{}),
+		name:      c.Name,
+		limit:     offload.NewLimiter(c.MaxInFlight),
+		inj:       c.Inject,
+		jobs:      make(chan task, c.MaxInFlight),
+		parked:    make(map[task]struct{}),
+		closeDone: make(chan struct{}),
 	}
 	p.workers.Add(c.Workers)
 	for range c.Workers {
@@ -107,17 +110,18 @@ func (p *Pool) worker() {
 }
 
 // Close fails every queued and parked operation with ErrClosed, waits for the
-// work in progress, and stops the workers. Calls after the first do nothing.
+// work in progress, and stops the workers. Later and concurrent calls wait
+// for the first to finish and do nothing more.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	if p.closed.Swap(true) {
 		p.mu.Unlock()
-		p.ops.Wait()
-		p.drain()
+		<-p.closeDone
 		return
 	}
 	close(p.jobs)
 	p.mu.Unlock()
+	defer close(p.closeDone)
 
 	p.workers.Wait()
 	p.parkedMu.Lock()
@@ -178,7 +182,12 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 	}
 	out := p.inj.Decide(op, o.Key)
 
-	inline := o.Call.Inline && !out.Drop && p.inj.NotReady() == 0
+	// Work with injected latency or spins goes through the queue even when
+	// the caller waits: its result is held back after the work, and a
+	// result computed on the caller's goroutine may live in the caller's
+	// memory (CipherRequest.Out), which must not be touched once the
+	// caller has been given up on.
+	inline := o.Call.Inline && !out.Drop && out.Delay <= 0 && p.inj.NotReady() == 0
 	switch {
 	case o.Call.NoWait || inline:
 		if p.limit.TryAcquire() {
@@ -195,7 +204,7 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		}
 	}
 
-	if inline && out.Delay <= 0 {
+	if inline {
 		// The common blocking call: no job, no promise, no hand-off, no
 		// lock. The slot is what Close waits for: it is held before closed
 		// is read, and Close sets closed before it waits for every slot.
@@ -227,18 +236,16 @@ func Submit[T any](p *Pool, ctx context.Context, o Op[T]) *offload.Future[T] {
 		spins:   p.inj.NotReady(),
 		start:   p.stats.Start(op),
 	}
-	if inline {
-		p.mu.RUnlock()
-		return j.inline()
-	}
 	if o.Detach != nil {
 		o.Detach()
 	}
 	j.promise = offload.NewPromise[T]()
 	if out.Drop {
-		p.mu.RUnlock()
+		// Parked before the lock is let go, so that Close, which takes the
+		// lock before it looks at what is parked, cannot miss it.
 		p.park(j)
 		j.watch()
+		p.mu.RUnlock()
 		return j.promise.Future()
 	}
 	j.watch()
@@ -258,8 +265,10 @@ type job[T any] struct {
 	start   time.Time
 
 	promise offload.Promise[T]
-	stop    func() bool // stops the context watch
-	timer   *time.Timer // injected latency
+	stop    atomic.Pointer[func() bool] // stops the context watch; set once watch has registered it
+	timer   *time.Timer                 // injected latency
+	held    T                           // the result the timer holds back
+	heldErr error
 	done    atomic.Bool // settled: the slot has been freed
 }
 
@@ -268,7 +277,7 @@ func (j *job[T]) watch() {
 	if j.ctx.Done() == nil {
 		return
 	}
-	j.stop = context.AfterFunc(j.ctx, func() {
+	stop := context.AfterFunc(j.ctx, func() {
 		err := offload.Wrap(j.pool.name, j.op, context.Cause(j.ctx))
 		if j.out.Drop {
 			// A dropped request holds its slot until it is given up.
@@ -278,6 +287,7 @@ func (j *job[T]) watch() {
 		}
 		j.promise.Resolve(*new(T), err)
 	})
+	j.stop.Store(&stop)
 }
 
 // compute runs work, or the injected fault instead of it. A panic in the
@@ -295,16 +305,6 @@ func compute[T any](p *Pool, op offload.Op, out inject.Outcome, work func() (T, 
 	}()
 	v, err = work()
 	return v, offload.Wrap(p.name, op, err)
-}
-
-// inline runs the job on the caller's goroutine and holds its result back
-// for the injected latency.
-func (j *job[T]) inline() *offload.Future[T] {
-	v, err := compute(j.pool, j.op, j.out, j.work)
-	j.promise = offload.NewPromise[T]()
-	j.watch()
-	j.delay(v, err)
-	return j.promise.Future()
 }
 
 func (j *job[T]) run() {
@@ -326,9 +326,10 @@ func (j *job[T]) run() {
 func (j *job[T]) delay(v T, err error) {
 	p := j.pool
 	p.parkedMu.Lock()
+	j.held, j.heldErr = v, err
 	j.timer = time.AfterFunc(j.out.Delay, func() {
 		if p.unpark(j) {
-			j.settle(v, err)
+			j.settle(j.held, j.heldErr)
 		}
 	})
 	p.parked[j] = struct{}{}
@@ -354,6 +355,11 @@ func (j *job[T]) unpark(err error) {
 	if !j.pool.unpark(j) {
 		return
 	}
+	if j.timer != nil && j.heldErr == nil && j.release != nil {
+		// Computed, then held back by the injected latency: it will never
+		// be delivered.
+		j.release(j.held)
+	}
 	j.abort(err)
 }
 
@@ -367,8 +373,8 @@ func (j *job[T]) settle(v T, err error) {
 	if j.done.Swap(true) {
 		return
 	}
-	if j.stop != nil {
-		j.stop()
+	if stop := j.stop.Load(); stop != nil {
+		(*stop)()
 	}
 	p := j.pool
 	won := j.promise.Claim()

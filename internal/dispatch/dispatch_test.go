@@ -496,3 +496,116 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 		t.Fatalf("%d slots held after Close", n)
 	}
 }
+
+// finishes fails the test if f does not return within a generous bound: it
+// detects hangs, it does not time anything.
+func finishes(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s never returned", what)
+	}
+}
+
+// Several Close calls at once all return, once the first has finished.
+func TestConcurrentClose(t *testing.T) {
+	for range 20 {
+		p := New(Config{Name: "test", Workers: 2, MaxInFlight: 64})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.Close() }()
+		}
+		finishes(t, "concurrent Close", wg.Wait)
+	}
+}
+
+// A dropped request submitted while the pool closes is failed by Close, not
+// left holding Close for ever; a context ending meanwhile races cleanly.
+func TestDropRacesClose(t *testing.T) {
+	drop := inject.New(inject.Options{Faults: []inject.Fault{{Drop: true}}})
+	for i := range 50 {
+		p := New(Config{Name: "test", Workers: 1, MaxInFlight: 8, Inject: drop})
+		ctx, cancel := context.WithCancel(context.Background())
+		var fs []*offload.Future[int]
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for k := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := context.Background()
+				if k%2 == 1 {
+					c = ctx
+				}
+				f := Submit(p, c, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 1, nil }})
+				mu.Lock()
+				fs = append(fs, f)
+				mu.Unlock()
+			}()
+		}
+		if i%2 == 0 {
+			go cancel()
+		}
+		finishes(t, "Close with dropped requests", p.Close)
+		wg.Wait()
+		cancel()
+		for _, f := range fs {
+			if _, err := f.Wait(context.Background()); err == nil {
+				t.Fatal("a dropped request succeeded")
+			}
+		}
+	}
+}
+
+// A result held back by injected latency when the pool closes is never
+// delivered, so it goes to Release.
+func TestCloseReleasesHeldResult(t *testing.T) {
+	p := New(Config{Name: "test", Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{Latency: time.Hour})})
+	released := make(chan int, 1)
+	f := Submit(p, context.Background(), Op[int]{
+		Kind:    offload.OpDecrypt,
+		Work:    func() (int, error) { return 42, nil },
+		Release: func(v int) { released <- v },
+	})
+	waitFor(t, func() bool {
+		p.parkedMu.Lock()
+		defer p.parkedMu.Unlock()
+		return len(p.parked) == 1
+	})
+	p.Close()
+	if _, err := f.Wait(context.Background()); !errors.Is(err, offload.ErrClosed) {
+		t.Fatalf("held result after Close: %v", err)
+	}
+	select {
+	case v := <-released:
+		if v != 42 {
+			t.Fatalf("released %d", v)
+		}
+	default:
+		t.Fatal("the held result was not released")
+	}
+}
+
+// With injected latency a blocking request does not run on the caller's
+// goroutine: its inputs are detached first, because its result is held
+// back past the point where the caller may give up on it.
+func TestInlineWithLatencyIsDetached(t *testing.T) {
+	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{Latency: time.Millisecond})})
+	var detached atomic.Bool
+	f := Submit(p, context.Background(), Op[int]{
+		Kind:   offload.OpCipher,
+		Call:   offload.Call{Inline: true},
+		Work:   func() (int, error) { return 1, nil },
+		Detach: func() { detached.Store(true) },
+	})
+	if _, err := f.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !detached.Load() {
+		t.Fatal("a request with injected latency ran without Detach")
+	}
+}

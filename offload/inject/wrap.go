@@ -84,31 +84,37 @@ func (e *Engine) Stats() offload.Snapshot { return e.inner.Stats() }
 func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
 	r := *req
 	r.Key = e.innerKey(req.Key)
-	return submit(e, ctx, offload.OpSign, req.Key, func() *offload.Future[[]byte] { return e.inner.Sign(ctx, &r) })
+	return submit(e, ctx, offload.OpSign, req.Key, &r.Call, nil, func() *offload.Future[[]byte] { return e.inner.Sign(ctx, &r) })
 }
 
 // Decrypt applies the options, then forwards to the inner engine's Decrypt.
 func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
 	r := *req
 	r.Key = e.innerKey(req.Key)
-	return submit(e, ctx, offload.OpDecrypt, req.Key, func() *offload.Future[[]byte] { return e.inner.Decrypt(ctx, &r) })
+	return submit(e, ctx, offload.OpDecrypt, req.Key, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Decrypt(ctx, &r) })
 }
 
 // Hash applies the options, then forwards to the inner engine's Hash.
 func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
-	return submit(e, ctx, offload.OpHash, nil, func() *offload.Future[offload.HashResult] { return e.inner.Hash(ctx, req) })
+	r := *req
+	return submit(e, ctx, offload.OpHash, nil, &r.Call, nil, func() *offload.Future[offload.HashResult] { return e.inner.Hash(ctx, &r) })
 }
 
 // Cipher applies the options, then forwards to the inner engine's Cipher.
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
 	r := *req
 	r.Key = e.innerKey(req.Key)
-	return submit(e, ctx, offload.OpCipher, req.Key, func() *offload.Future[[]byte] { return e.inner.Cipher(ctx, &r) })
+	var release func([]byte)
+	if r.Decrypt {
+		release = zero
+	}
+	return submit(e, ctx, offload.OpCipher, req.Key, &r.Call, release, func() *offload.Future[[]byte] { return e.inner.Cipher(ctx, &r) })
 }
 
 // Random applies the options, then forwards to the inner engine's Random.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
-	return submit(e, ctx, offload.OpRandom, nil, func() *offload.Future[[]byte] { return e.inner.Random(ctx, req) })
+	r := *req
+	return submit(e, ctx, offload.OpRandom, nil, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Random(ctx, &r) })
 }
 
 // innerKey returns the inner engine's key behind a key of the wrapper's, and
@@ -197,7 +203,15 @@ func (e *Engine) release(p *parked) bool {
 	return ok
 }
 
-func submit[T any](e *Engine, ctx context.Context, op offload.Op, key *offload.Key, forward func() *offload.Future[T]) *offload.Future[T] {
+// zero clears a secret result that will never be delivered.
+func zero(b []byte) { clear(b) }
+
+// submit applies the injector's decision to one request. call is the
+// forwarded request's copy of the caller's Call: a request forwarded later,
+// from a timer, must not run on that timer's goroutine as if its caller
+// were waiting there. release, if not nil, is given a result the inner
+// engine produced that the caller will never see.
+func submit[T any](e *Engine, ctx context.Context, op offload.Op, key *offload.Key, call *offload.Call, release func(T), forward func() *offload.Future[T]) *offload.Future[T] {
 	if e.isClosed() {
 		return offload.Failed[T](offload.Wrap(e.name, op, offload.ErrClosed))
 	}
@@ -231,17 +245,25 @@ func submit[T any](e *Engine, ctx context.Context, op offload.Op, key *offload.K
 				p.fail(out.Err)
 				return
 			}
+			call.Inline = false
 			inner := forward()
 			inner.OnResolve(func() {
 				v, err := inner.Poll()
-				promise.Resolve(v, err)
+				if !promise.Resolve(v, err) && err == nil && release != nil {
+					release(v)
+				}
 			})
 		})
 	}
 	e.mu.Unlock()
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() {
-			if e.release(p) && p.timer != nil {
+			if !e.release(p) {
+				// Close took it, or the timer forwarded it: the inner
+				// engine, which got the same context, answers for it.
+				return
+			}
+			if p.timer != nil {
 				p.timer.Stop()
 			}
 			p.fail(context.Cause(ctx))

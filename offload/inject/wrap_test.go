@@ -367,3 +367,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
+
+// inlineSpy records whether the requests it is given ask to run inline.
+type inlineSpy struct {
+	*fake
+	inline atomic.Int32
+}
+
+func (s *inlineSpy) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
+	if req.Inline {
+		s.inline.Add(1)
+	}
+	return s.fake.Random(ctx, req)
+}
+
+// A delayed request is forwarded from a timer's goroutine, where its caller
+// is not waiting: it must not ask the inner engine to run it there.
+func TestWrapDelayedIsNotInline(t *testing.T) {
+	spy := &inlineSpy{fake: newFake()}
+	w := inject.Wrap(spy, inject.Options{Latency: time.Millisecond})
+	defer w.Close()
+	ctx := context.Background()
+	if _, err := w.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := spy.inline.Load(); n != 0 {
+		t.Fatalf("%d delayed requests were forwarded as inline", n)
+	}
+	// Without a delay the caller's own goroutine forwards it, inline as asked.
+	plain := inject.Wrap(spy, inject.Options{})
+	if _, err := plain.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}).Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := spy.inline.Load(); n != 1 {
+		t.Fatalf("an undelayed inline request reached the inner engine %d times as inline, want 1", n)
+	}
+}

@@ -49,6 +49,16 @@ type Engine struct {
 	// updateHook, when set (tests only, before any hash session starts),
 	// runs on a pinned worker before each C_DigestUpdate.
 	updateHook func()
+	// workHook, when set (tests only, before the jobs it concerns are
+	// submitted), runs on the worker after a job's work returns and before
+	// its result is delivered.
+	workHook func()
+	// releaseHook, when set (tests only, like workHook), runs on the worker
+	// after a result that lost the race to the caller was released.
+	releaseHook func(v any)
+	// sendHook, when set (tests only, like updateHook), runs in a hash
+	// session's Update or Final before the request goes to the worker.
+	sendHook func(s *stream)
 }
 
 var (
@@ -335,6 +345,7 @@ type job[T any] struct {
 	count   bool // counted in Stats
 	wrap    func(error) error
 	work    func(*worker) (T, error)
+	release func(T) // frees a result nobody will see (zeroes secret bytes); may be nil
 	promise offload.Promise[T]
 	stop    func() bool
 	start   time.Time
@@ -349,16 +360,28 @@ type job[T any] struct {
 // the token lost the worker's session and recovery restored it (see
 // attempt), so it must be safe to repeat; submitOnce is for work that is not.
 func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
-	return submitJob(e, ctx, op, count, false, call, work)
+	return submitJob(e, ctx, op, count, false, call, work, nil)
 }
+
+// submitSecret is submit for a counted operation whose result is secret
+// (plaintext, random bytes): a result the caller never receives, because
+// its context ended first, is zeroed.
+func submitSecret(e *Engine, ctx context.Context, op offload.Op, call offload.Call, work func(*worker) ([]byte, error)) *offload.Future[[]byte] {
+	return submitJob(e, ctx, op, true, false, call, work, clearBytes)
+}
+
+// clearBytes zeroes b.
+func clearBytes(b []byte) { clear(b) }
 
 // submitOnce is submit for work that must not be repeated (a key
 // generation): after a recovery its error is returned, not retried.
 func submitOnce[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
-	return submitJob(e, ctx, op, count, true, call, work)
+	return submitJob(e, ctx, op, count, true, call, work, nil)
 }
 
-func submitJob[T any](e *Engine, ctx context.Context, op offload.Op, count, once bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
+// submitJob queues work; release, when not nil, frees a result that loses
+// the race to the context's end (see deliver).
+func submitJob[T any](e *Engine, ctx context.Context, op offload.Op, count, once bool, call offload.Call, work func(*worker) (T, error), release func(T)) *offload.Future[T] {
 	wrap := func(err error) error {
 		if count {
 			return offload.Wrap(name, op, err)
@@ -389,7 +412,7 @@ func submitJob[T any](e *Engine, ctx context.Context, op offload.Op, count, once
 		return offload.Failed[T](wrap(errClosed))
 	}
 	e.ops.Add(1)
-	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, promise: offload.NewPromise[T](), probe: probe, once: once}
+	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, release: release, promise: offload.NewPromise[T](), probe: probe, once: once}
 	if count {
 		j.start = e.stats.Start(op)
 	}
@@ -413,6 +436,9 @@ func (j *job[T]) run(w *worker) {
 		return
 	}
 	v, err := attempt(j.e, w, j.probe, !j.once, j.promise.Pending, j.work)
+	if j.e.workHook != nil {
+		j.e.workHook()
+	}
 	j.deliver(v, j.wrap(err))
 }
 
@@ -421,18 +447,31 @@ func (j *job[T]) abort(err error) {
 }
 
 // deliver resolves the future with v and err, unless the context's end did
-// first, in which case v is dropped. The counters and the slot are settled
-// before the caller is woken, so a caller that sees the result sees them too.
+// first, in which case v goes to the job's release. The right to resolve is
+// claimed first, so the counters record the outcome the caller sees (the
+// context's error when it won), and they and the slot are settled before
+// the caller is woken, so a caller that sees the result sees them too.
 func (j *job[T]) deliver(v T, err error) {
 	if j.stop != nil {
 		j.stop()
 	}
+	won := j.promise.Claim()
 	outcome := err
-	if !j.promise.Pending() {
+	if !won {
+		// The context's end resolved the future, or is resolving it (Err
+		// answers ErrNotReady meanwhile): either way the caller saw a
+		// failure.
 		outcome = j.promise.Future().Err()
 	}
 	j.settle(outcome)
-	j.promise.Resolve(v, err) // refused if the context's end won
+	if won {
+		j.promise.Complete(v, err)
+	} else if j.release != nil {
+		j.release(v) // also a partial result that came with an error
+		if j.e.releaseHook != nil {
+			j.e.releaseHook(v)
+		}
+	}
 	j.e.ops.Done()
 }
 
@@ -474,7 +513,7 @@ func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offloa
 		return offload.Resolved([]byte{}, nil)
 	}
 	n := req.N
-	return submit(e, ctx, offload.OpRandom, true, req.Call, func(w *worker) ([]byte, error) {
+	return submitSecret(e, ctx, offload.OpRandom, req.Call, func(w *worker) ([]byte, error) {
 		b, err := w.p.GenerateRandom(w.sh, n)
 		if err != nil {
 			return nil, ckErr("C_GenerateRandom", err)

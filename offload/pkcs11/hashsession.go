@@ -84,8 +84,48 @@ func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSe
 	return hd, nil
 }
 
-// handle is the caller's side of a stream.
+// handle is the caller's side of a stream. Its methods are its own, not
+// promoted from the stream: the cleanup that ends a dropped stream is tied to
+// the handle, so each call keeps the handle reachable until its request is
+// answered, even when the caller's last use of the handle is that call (a
+// promoted method would leave only the stream, and a collection between
+// loading it and the worker answering would close the session under the
+// call).
 type handle struct{ *stream }
+
+var _ offload.HashSession = (*handle)(nil)
+
+// Update feeds data, at most Info().MaxInline bytes, to the digest. A longer
+// data fails with offload.ErrInvalid and, like every failure, ends the
+// stream.
+func (h *handle) Update(ctx context.Context, data []byte) *offload.Future[struct{}] {
+	f := h.stream.Update(ctx, data)
+	h.keep(f)
+	return f
+}
+
+// Final ends the digest and returns it.
+func (h *handle) Final(ctx context.Context) *offload.Future[[]byte] {
+	f := h.stream.Final(ctx)
+	h.keep(f)
+	return f
+}
+
+// Close abandons an unfinished stream: the worker ends the token's digest
+// and goes back to the pool. It does not wait for the token, and does
+// nothing on a finished stream or a second time.
+func (h *handle) Close() error {
+	err := h.stream.Close()
+	runtime.KeepAlive(h)
+	return err
+}
+
+// keep keeps h reachable until f resolves: the hook is held by f, which the
+// request (in the stream's channel or with the worker) holds, and is dropped
+// when f resolves.
+func (h *handle) keep(f interface{ OnResolve(func()) }) {
+	f.OnResolve(func() { runtime.KeepAlive(h) })
+}
 
 // stream is a hash session: the caller's handle and the job that pins a
 // worker to it.
@@ -162,6 +202,9 @@ func (s *stream) over() error {
 // send hands r to the worker, or fails it when the stream is over or a call
 // overlaps another.
 func (s *stream) send(ctx context.Context, r *streamReq) {
+	if s.e.sendHook != nil {
+		s.e.sendHook(s)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {

@@ -384,3 +384,42 @@ func TestHashSessionForgotten(t *testing.T) {
 	}
 	t.Fatal("a dropped hash session kept its worker")
 }
+
+// TestHashSessionHandleGC drops the last reference to a session's handle
+// while its Final is on the way to the worker: a collection at that point
+// must not close the session under the call.
+func TestHashSessionHandleGC(t *testing.T) {
+	e := openEngine(t, 1)
+	e.sendHook = func(s *stream) {
+		// Collect until the handle's cleanup has ended the stream, or
+		// long enough that it would have.
+		for i := 0; i < 20 && s.over() == nil; i++ {
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	data := []byte("the handle is gone")
+	for _, update := range []bool{false, true} {
+		t.Run(fmt.Sprintf("update=%v", update), func(t *testing.T) {
+			ctx := context.Background()
+			hs, err := e.HashSession(ctx, crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := hashOf(crypto.SHA256, nil)
+			if update {
+				if _, err := hs.Update(ctx, data).Wait(ctx); err != nil {
+					t.Fatalf("Update: %v", err)
+				}
+				want = hashOf(crypto.SHA256, data)
+			}
+			sum, err := hs.Final(ctx).Wait(ctx) // the last use of hs
+			if err != nil {
+				t.Fatalf("Final: %v", err)
+			}
+			if !bytes.Equal(sum, want) {
+				t.Fatalf("sum %x, want %x", sum, want)
+			}
+		})
+	}
+}

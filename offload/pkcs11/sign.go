@@ -333,7 +333,7 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
 	}
 	ct := bytes.Clone(req.Ciphertext)
-	return submit(e, ctx, op, true, req.Call, func(w *worker) ([]byte, error) {
+	return submitSecret(e, ctx, op, req.Call, func(w *worker) ([]byte, error) {
 		obj, err := e.object(w, h)
 		if err != nil {
 			return nil, err

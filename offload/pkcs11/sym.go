@@ -166,7 +166,11 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		return offload.Resolved([]byte{}, nil)
 	}
 	in, decrypt, mode := bytes.Clone(req.Input), req.Decrypt, req.Mode
-	return submit(e, ctx, op, true, req.Call, func(w *worker) ([]byte, error) {
+	var release func([]byte)
+	if decrypt {
+		release = clearBytes // plaintext
+	}
+	return submitJob(e, ctx, op, true, false, req.Call, func(w *worker) ([]byte, error) {
 		obj, err := e.object(w, h)
 		if err != nil {
 			return nil, err
@@ -196,7 +200,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 			return nil, ckErr("C_Encrypt", err)
 		}
 		return out, nil
-	})
+	}, release)
 }
 
 // digestMechs are the C_Digest mechanisms of the SHA-2 hashes.

@@ -8,16 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"runtime"
 	"sync"
-	"time"
 
+	"github.com/offcrypt/offcrypt/internal/localca"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -56,7 +53,7 @@ func tlsPair(alg string, callers int, cfg config) (direct, offc float64, err err
 	if err != nil {
 		return 0, 0, err
 	}
-	roots, leaf, err := issueLeaf(priv.Public())
+	roots, leaf, err := localca.Issue("offcrypt bench CA", priv.Public())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -149,39 +146,4 @@ func handshakeOnce(addr string, cfg *tls.Config) error {
 	var one [1]byte
 	_, err = io.ReadFull(c, one[:])
 	return err
-}
-
-// issueLeaf makes a throwaway CA and a leaf for pub named localhost.
-func issueLeaf(pub crypto.PublicKey) (*x509.CertPool, []byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "offcrypt bench CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leaf, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, pub, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool, leaf, nil
 }

@@ -15,16 +15,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/localca"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -84,7 +82,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	roots, leaf, err := issue(priv.Public())
+	roots, leaf, err := localca.Issue("handshake-delay CA", priv.Public())
 	if err != nil {
 		return res, err
 	}
@@ -182,41 +180,6 @@ func quantiles(d []time.Duration) (p50, mx time.Duration) {
 		}
 	}
 	return s[len(s)/2], s[len(s)-1]
-}
-
-// issue makes a throwaway CA and a leaf for pub named localhost.
-func issue(pub crypto.PublicKey) (*x509.CertPool, []byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "handshake-delay CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leaf, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, pub, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool, leaf, nil
 }
 
 // ErrIncomplete reports a run in which some handshake failed.

@@ -124,6 +124,26 @@ func pssSaltLength(opts *rsa.PSSOptions, bits int, h crypto.Hash) (int, error) {
 	}
 }
 
+// prepare runs the checks every keyed request passes before it reaches a
+// worker, given the request's own validation (alg, err): the key is one of
+// this engine's, the token supports the algorithm, and the engine is open.
+func (e *Engine) prepare(alg offload.Algorithm, err error, key *offload.Key) (*keyHandle, error) {
+	if err != nil {
+		return nil, err
+	}
+	h, err := e.handleOf(key)
+	if err != nil {
+		return nil, err
+	}
+	if !e.info.Supports(alg) {
+		return nil, fmt.Errorf("pkcs11: %v: %w", alg, offload.ErrUnsupported)
+	}
+	if e.closed.Load() {
+		return nil, errClosed
+	}
+	return h, nil
+}
+
 // Sign signs on the token. A Message request (crypto.MessageSigner) goes
 // whole to the token when it lists the combined mechanism for the key and
 // hash (CKM_ECDSA_SHA256, CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, ...);
@@ -140,18 +160,9 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 		return failed[[]byte](op, fmt.Errorf("pkcs11: nil request: %w", offload.ErrInvalid))
 	}
 	alg, err := req.Check()
+	h, err := e.prepare(alg, err, req.Key)
 	if err != nil {
 		return failed[[]byte](op, err)
-	}
-	h, err := e.handleOf(req.Key)
-	if err != nil {
-		return failed[[]byte](op, err)
-	}
-	if !e.info.Supports(alg) {
-		return failed[[]byte](op, fmt.Errorf("pkcs11: %v: %w", alg, offload.ErrUnsupported))
-	}
-	if e.closed.Load() {
-		return failed[[]byte](op, errClosed)
 	}
 	in := req.Input()
 	if len(in) > e.cfg.MaxInline {
@@ -275,18 +286,9 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 		return failed[[]byte](op, fmt.Errorf("pkcs11: nil request: %w", offload.ErrInvalid))
 	}
 	alg, err := req.Check()
+	h, err := e.prepare(alg, err, req.Key)
 	if err != nil {
 		return failed[[]byte](op, err)
-	}
-	h, err := e.handleOf(req.Key)
-	if err != nil {
-		return failed[[]byte](op, err)
-	}
-	if !e.info.Supports(alg) {
-		return failed[[]byte](op, fmt.Errorf("pkcs11: %v: %w", alg, offload.ErrUnsupported))
-	}
-	if e.closed.Load() {
-		return failed[[]byte](op, errClosed)
 	}
 	k := (req.Key.Bits() + 7) / 8
 	if len(req.Ciphertext) > k {

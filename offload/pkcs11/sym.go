@@ -104,18 +104,9 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		return failed[[]byte](op, fmt.Errorf("pkcs11: nil request: %w", offload.ErrInvalid))
 	}
 	alg, err := req.Check()
+	h, err := e.prepare(alg, err, req.Key)
 	if err != nil {
 		return failed[[]byte](op, err)
-	}
-	h, err := e.handleOf(req.Key)
-	if err != nil {
-		return failed[[]byte](op, err)
-	}
-	if !e.info.Supports(alg) {
-		return failed[[]byte](op, fmt.Errorf("pkcs11: %v: %w", alg, offload.ErrUnsupported))
-	}
-	if e.closed.Load() {
-		return failed[[]byte](op, errClosed)
 	}
 	invalid := func(format string, args ...any) *offload.Future[[]byte] {
 		return failed[[]byte](op, fmt.Errorf("pkcs11: "+format+": %w", append(args, offload.ErrInvalid)...))

@@ -146,13 +146,14 @@ func openRemote(t testing.TB, c Config) *Engine {
 }
 
 // TestP11KitConformance runs the shared suite through p11-kit's remote
-// server, with keys generated on the exported token.
+// server, with keys imported through the client module (C_CreateObject)
+// or, where an import is refused, generated on the exported token.
 func TestP11KitConformance(t *testing.T) {
 	needP11Kit(t)
 	startP11Server(t)
 	conformance.Run(t, func(t *testing.T) conformance.Setup {
 		e := openRemote(t, Config{MaxInFlight: 2})
-		return conformance.Setup{Engine: e, Generate: e.GenerateKey, Saturate: saturate(e)}
+		return conformance.Setup{Engine: e, Import: e.ImportKey, Generate: e.GenerateKey, Saturate: saturate(e)}
 	})
 }
 

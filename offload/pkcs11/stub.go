@@ -20,6 +20,7 @@ type Engine struct{}
 var (
 	_ offload.Engine        = (*Engine)(nil)
 	_ offload.HashSessioner = (*Engine)(nil)
+	_ offload.Importer      = (*Engine)(nil)
 )
 
 // Open fails: the engine needs cgo.
@@ -38,6 +39,9 @@ func (*Engine) FindKeyURI(ctx context.Context, u *URI) (*offload.Key, error) { r
 func (*Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
 	return nil, errNoCgo
 }
+
+// ImportKey fails: the engine needs cgo.
+func (*Engine) ImportKey(priv any) (*offload.Key, error) { return nil, errNoCgo }
 
 // Sign fails: the engine needs cgo.
 func (*Engine) Sign(context.Context, *offload.SignRequest) *offload.Future[[]byte] {

@@ -86,6 +86,11 @@ func ctrParams(iv []byte) []byte {
 	return p
 }
 
+// gcmMaxIV is the longest GCM nonce Cipher passes to a token: PKCS #11
+// v2.40 first bounded CK_GCM_PARAMS.ulIvLen at 256 bytes, and SoftHSM2
+// computes wrong results beyond it (Wycheproof's 257-byte nonces).
+const gcmMaxIV = 256
+
 // Cipher runs one AES operation on the token with a secret key found by
 // FindKey (type=secret-key) or made by GenerateKey: GCM with CKM_AES_GCM
 // (the IV as the nonce, AAD, a 128-bit tag appended to the ciphertext),
@@ -120,6 +125,9 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	case offload.ModeGCM:
 		if len(iv) == 0 || len(iv) > e.cfg.MaxInline {
 			return invalid("GCM nonce of %d bytes", len(iv))
+		}
+		if len(iv) > gcmMaxIV {
+			return failed[[]byte](op, fmt.Errorf("pkcs11: GCM nonce of %d bytes, more than the %d PKCS #11 tokens take: %w", len(iv), gcmMaxIV, offload.ErrUnsupported))
 		}
 		if len(req.AAD) > e.cfg.MaxInline {
 			return invalid("%d bytes of AAD, more than MaxInline %d", len(req.AAD), e.cfg.MaxInline)

@@ -8,10 +8,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/asn1"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"slices"
@@ -42,17 +40,7 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed.Load() {
 		return nil, errClosed
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	label := "offcrypt-" + hex.EncodeToString(id[:8])
-	common := func(class uint) []*pkcs11.Attribute {
-		return []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-		}
-	}
+	id, label, common := newObjectName()
 	secret := func(class, kt uint, extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(class),
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),

@@ -403,6 +403,25 @@ func (e *Engine) handleOf(k *offload.Key) (*keyHandle, error) {
 	return h, nil
 }
 
+// newObjectName names a key object this engine creates: a random 16-byte
+// CKA_ID, the label "offcrypt-" followed by the id's first 8 bytes in hex,
+// and the attributes every such object carries (class, token object, id,
+// label), so that the key can be found again after recovery.
+func newObjectName() (id []byte, label string, common func(class uint) []*pkcs11.Attribute) {
+	id = make([]byte, 16)
+	rand.Read(id)
+	label = "offcrypt-" + hex.EncodeToString(id[:8])
+	common = func(class uint) []*pkcs11.Attribute {
+		return []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		}
+	}
+	return id, label, common
+}
+
 // GenerateKey makes a new key on the token: ECDSA P-256, P-384 or P-521
 // (bits is ignored or must match the curve), RSA of 2048 to 4096 bits (0
 // means 2048), Ed25519 where the token has CKM_EC_EDWARDS_KEY_PAIR_GEN, or
@@ -415,17 +434,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 	if e.closed.Load() {
 		return nil, errClosed
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	label := "offcrypt-" + hex.EncodeToString(id[:8])
-	common := func(class uint) []*pkcs11.Attribute {
-		return []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-		}
-	}
+	_, _, common := newObjectName()
 	private := func(extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(pkcs11.CKO_PRIVATE_KEY),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),

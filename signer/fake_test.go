@@ -11,7 +11,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -21,15 +22,15 @@ import (
 // depend on offload/soft. gate, when not nil, holds every queued (not
 // inline) operation until it is closed.
 type fakeEngine struct {
-	pool *dispatch.Pool
+	pool *exec.Executor[struct{}]
 	gate chan struct{}
 }
 
 var _ offload.Engine = (*fakeEngine)(nil)
 
 func newFake(inj inject.Options) *fakeEngine {
-	return &fakeEngine{pool: dispatch.New(dispatch.Config{
-		Name: "fake", Workers: 2, MaxInFlight: 8, Inject: inject.New(inj),
+	return &fakeEngine{pool: exec.New(exec.Config[struct{}]{
+		Name: "fake", Workers: 2, MaxInFlight: 8, Inject: fault.New(inj),
 	})}
 }
 
@@ -72,7 +73,7 @@ func (e *fakeEngine) Sign(ctx context.Context, req *offload.SignRequest) *offloa
 		err = offload.ErrForeignKey
 	}
 	if err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpSign, err)
+		return exec.Fail[[]byte](e.pool, offload.OpSign, err)
 	}
 	priv := req.Key.Handle().(crypto.Signer)
 	r := *req
@@ -80,13 +81,13 @@ func (e *fakeEngine) Sign(ctx context.Context, req *offload.SignRequest) *offloa
 		r.Opts = crypto.Hash(0)
 	}
 	queued := false
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+	return exec.Submit(e.pool, ctx, exec.Op[struct{}, []byte]{
 		Kind: offload.OpSign, Call: req.Call, Key: req.Key,
 		Detach: func() {
 			r.Digest, r.Message = slices.Clone(r.Digest), slices.Clone(r.Message)
 			queued = true
 		},
-		Work: func() ([]byte, error) {
+		Work: func(struct{}) ([]byte, error) {
 			if queued {
 				e.wait()
 			}
@@ -100,15 +101,15 @@ func (e *fakeEngine) Sign(ctx context.Context, req *offload.SignRequest) *offloa
 
 func (e *fakeEngine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
 	if _, err := req.Check(); err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpDecrypt, err)
+		return exec.Fail[[]byte](e.pool, offload.OpDecrypt, err)
 	}
 	priv := req.Key.Handle().(*rsa.PrivateKey)
 	r := *req
 	queued := false
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+	return exec.Submit(e.pool, ctx, exec.Op[struct{}, []byte]{
 		Kind: offload.OpDecrypt, Call: req.Call, Key: req.Key,
 		Detach: func() { r.Ciphertext = slices.Clone(r.Ciphertext); queued = true },
-		Work: func() ([]byte, error) {
+		Work: func(struct{}) ([]byte, error) {
 			if queued {
 				e.wait()
 			}
@@ -118,15 +119,15 @@ func (e *fakeEngine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *
 }
 
 func (e *fakeEngine) Hash(context.Context, *offload.HashRequest) *offload.Future[offload.HashResult] {
-	return dispatch.Fail[offload.HashResult](e.pool, offload.OpHash, offload.ErrUnsupported)
+	return exec.Fail[offload.HashResult](e.pool, offload.OpHash, offload.ErrUnsupported)
 }
 
 func (e *fakeEngine) Cipher(context.Context, *offload.CipherRequest) *offload.Future[[]byte] {
-	return dispatch.Fail[[]byte](e.pool, offload.OpCipher, offload.ErrUnsupported)
+	return exec.Fail[[]byte](e.pool, offload.OpCipher, offload.ErrUnsupported)
 }
 
 func (e *fakeEngine) Random(context.Context, *offload.RandomRequest) *offload.Future[[]byte] {
-	return dispatch.Fail[[]byte](e.pool, offload.OpRandom, offload.ErrUnsupported)
+	return exec.Fail[[]byte](e.pool, offload.OpRandom, offload.ErrUnsupported)
 }
 
 func (e *fakeEngine) Stats() offload.Snapshot { return e.pool.Stats() }

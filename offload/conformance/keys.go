@@ -211,8 +211,8 @@ func (s *suite) importKey(t *testing.T, priv any) *offload.Key {
 
 // base returns the engine under the suite's wrapper, which keys belong to.
 func (s *suite) base() offload.Engine {
-	if w, ok := s.Engine.(*inject.Engine); ok && s.mode.opts != nil {
-		return w.Inner()
+	if inner := inject.Unwrap(s.Engine); inner != nil && s.mode.opts != nil {
+		return inner
 	}
 	return s.Engine
 }

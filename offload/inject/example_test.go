@@ -27,7 +27,9 @@ func ExampleWrap() {
 	defer w.Close()
 
 	_, priv, _ := ed25519.GenerateKey(nil)
-	key, err := w.ImportKey(priv)
+	// The wrapper has the inner engine's optional interfaces: soft imports
+	// keys, so the wrapped engine does too, and its keys go through it.
+	key, err := w.(offload.Importer).ImportKey(priv)
 	if err != nil {
 		panic(err)
 	}

@@ -2,32 +2,25 @@ package inject
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"sync"
-	"time"
 
+	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
-// Engine is an offload.Engine that applies Options to another engine's
-// requests before forwarding them: it delays them (Latency, Jitter), fails
-// them with a Fault's error without forwarding, or drops them (the future
-// resolves only when the request's context ends or the engine closes).
-// Requests with nothing to inject go straight to the inner engine.
+// Engine applies Options to another engine's requests before forwarding
+// them. Wrap returns it.
 //
-// No goroutine waits for a delayed or dropped request: a delay is a
-// time.AfterFunc timer, a context end is a context.AfterFunc, and a
-// forwarded request's result reaches the caller through the inner future's
-// OnResolve hook. A delayed request that reaches its time is forwarded from
-// the timer's goroutine, which therefore waits for the inner engine's
-// admission when the inner engine is full.
-//
-// Options.NotReady is ignored: the wrapper has no queue of its own to send a
-// request round.
-//
-// The delay is spent before the inner engine admits the request, so unlike
-// the software engine's own injected latency it does not hold an in-flight
-// slot of the inner engine.
+// The wrapper is a device that completes on its own to the executor under
+// it: a request is admitted against the inner engine's in-flight limit,
+// forwarded at once (or failed, dropped, or sent round the queue first, as
+// the options decide), and its result, when the inner future resolves, is
+// delivered at once or held for the injected delay with the wrapper's slot
+// held, so a wrapped engine behaves as a slower device. No goroutine waits
+// for a request.
 //
 // ImportKey and GenerateKey return keys that belong to the wrapper (their
 // Engine is the wrapper, their handle the inner engine's key), so adapters
@@ -35,39 +28,88 @@ import (
 // wrapper. Requests carrying the inner engine's own keys are forwarded too.
 type Engine struct {
 	inner offload.Engine
-	inj   *Injector
 	name  string
+	x     *exec.Executor[struct{}]
+	self  offload.Engine // what Wrap returned: the engine the wrapper's keys name
 
-	mu      sync.Mutex
-	closed  bool
-	waiting map[*parked]struct{} // delayed (timer not yet fired) and dropped requests
+	closeOnce sync.Once
+	closeErr  error
 }
-
-// parked is a request the wrapper holds: delayed or dropped.
-type parked struct {
-	timer *time.Timer // nil for a dropped request
-	fail  func(error) // resolves the caller's future with the error
-}
-
-var (
-	_ offload.Engine    = (*Engine)(nil)
-	_ offload.Importer  = (*Engine)(nil)
-	_ offload.Generator = (*Engine)(nil)
-)
 
 // Wrap returns an engine that applies o to eng's requests. Closing it closes
-// eng.
-func Wrap(eng offload.Engine, o Options) *Engine {
-	return &Engine{
-		inner:   eng,
-		inj:     New(o),
-		name:    "inject(" + eng.Info().Name + ")",
-		waiting: make(map[*parked]struct{}),
+// eng. The engine returned implements exactly the optional interfaces of
+// offload that eng does (offload.Importer, offload.Generator,
+// offload.HashSessioner), so code that looks for them finds what the inner
+// engine offers; Unwrap returns eng.
+func Wrap(eng offload.Engine, o Options) offload.Engine {
+	info := eng.Info()
+	e := &Engine{inner: eng, name: "inject(" + info.Name + ")"}
+	e.x = exec.New(exec.Config[struct{}]{
+		Name:        e.name,
+		MaxInFlight: info.MaxInFlight,
+		Inject:      fault.New(o),
+	})
+	_, im := eng.(offload.Importer)
+	_, gen := eng.(offload.Generator)
+	_, hs := eng.(offload.HashSessioner)
+	i, g, h := (*importer)(e), (*generator)(e), (*sessioner)(e)
+	switch {
+	case im && gen && hs:
+		e.self = struct {
+			*Engine
+			*importer
+			*generator
+			*sessioner
+		}{e, i, g, h}
+	case im && gen:
+		e.self = struct {
+			*Engine
+			*importer
+			*generator
+		}{e, i, g}
+	case im && hs:
+		e.self = struct {
+			*Engine
+			*importer
+			*sessioner
+		}{e, i, h}
+	case gen && hs:
+		e.self = struct {
+			*Engine
+			*generator
+			*sessioner
+		}{e, g, h}
+	case im:
+		e.self = struct {
+			*Engine
+			*importer
+		}{e, i}
+	case gen:
+		e.self = struct {
+			*Engine
+			*generator
+		}{e, g}
+	case hs:
+		e.self = struct {
+			*Engine
+			*sessioner
+		}{e, h}
+	default:
+		e.self = e
 	}
+	return e.self
 }
 
-// Inner returns the wrapped engine.
-func (e *Engine) Inner() offload.Engine { return e.inner }
+// Unwrap returns the engine under a wrapper Wrap returned, or nil when eng
+// is not one.
+func Unwrap(eng offload.Engine) offload.Engine {
+	if w, ok := eng.(interface{ wrapped() *Engine }); ok {
+		return w.wrapped().inner
+	}
+	return nil
+}
+
+func (e *Engine) wrapped() *Engine { return e }
 
 // Info returns the inner engine's Info, named "inject(<inner name>)".
 func (e *Engine) Info() offload.Info {
@@ -80,24 +122,41 @@ func (e *Engine) Info() offload.Info {
 // the wrapper never reach it and are not counted there.
 func (e *Engine) Stats() offload.Snapshot { return e.inner.Stats() }
 
+// Close fails the requests the wrapper still holds (queued, delayed or
+// dropped) with offload.ErrClosed, waits for those the inner engine is
+// doing, then closes the inner engine and returns its error. Calls after
+// the first fail nothing more and return nil.
+func (e *Engine) Close() error {
+	first := false
+	e.closeOnce.Do(func() {
+		first = true
+		e.x.Close()
+		e.closeErr = e.inner.Close()
+	})
+	if first {
+		return e.closeErr
+	}
+	return nil
+}
+
 // Sign applies the options, then forwards to the inner engine's Sign.
 func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
 	r := *req
 	r.Key = e.innerKey(req.Key)
-	return submit(e, ctx, offload.OpSign, req.Key, &r.Call, nil, func() *offload.Future[[]byte] { return e.inner.Sign(ctx, &r) })
+	return forward(e, ctx, offload.OpSign, req.Key, &r.Call, nil, func() *offload.Future[[]byte] { return e.inner.Sign(ctx, &r) })
 }
 
 // Decrypt applies the options, then forwards to the inner engine's Decrypt.
 func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
 	r := *req
 	r.Key = e.innerKey(req.Key)
-	return submit(e, ctx, offload.OpDecrypt, req.Key, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Decrypt(ctx, &r) })
+	return forward(e, ctx, offload.OpDecrypt, req.Key, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Decrypt(ctx, &r) })
 }
 
 // Hash applies the options, then forwards to the inner engine's Hash.
 func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
 	r := *req
-	return submit(e, ctx, offload.OpHash, nil, &r.Call, nil, func() *offload.Future[offload.HashResult] { return e.inner.Hash(ctx, &r) })
+	return forward(e, ctx, offload.OpHash, nil, &r.Call, nil, func() *offload.Future[offload.HashResult] { return e.inner.Hash(ctx, &r) })
 }
 
 // Cipher applies the options, then forwards to the inner engine's Cipher.
@@ -108,19 +167,42 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	if r.Decrypt {
 		release = zero
 	}
-	return submit(e, ctx, offload.OpCipher, req.Key, &r.Call, release, func() *offload.Future[[]byte] { return e.inner.Cipher(ctx, &r) })
+	return forward(e, ctx, offload.OpCipher, req.Key, &r.Call, release, func() *offload.Future[[]byte] { return e.inner.Cipher(ctx, &r) })
 }
 
 // Random applies the options, then forwards to the inner engine's Random.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
 	r := *req
-	return submit(e, ctx, offload.OpRandom, nil, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Random(ctx, &r) })
+	return forward(e, ctx, offload.OpRandom, nil, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Random(ctx, &r) })
+}
+
+// zero clears a secret result that will never be delivered.
+func zero(b []byte) { clear(b) }
+
+// forward runs one request through the executor. call is the forwarded
+// request's copy of the caller's Call: a request forwarded from a worker
+// (after injected spins) must not run there as if its caller waited on that
+// goroutine. release, if not nil, is given a result the inner engine
+// produced that the caller will never see.
+func forward[T any](e *Engine, ctx context.Context, op offload.Op, key *offload.Key, call *offload.Call, release func(T), inner func() *offload.Future[T]) *offload.Future[T] {
+	return exec.Submit(e.x, ctx, exec.Op[struct{}, T]{
+		Kind:    op,
+		Call:    *call,
+		Key:     key,
+		Release: release,
+		Start: func(inline bool, done func(T, error)) error {
+			call.Inline = inline
+			f := inner()
+			f.OnResolve(func() { done(f.Poll()) })
+			return nil
+		},
+	})
 }
 
 // innerKey returns the inner engine's key behind a key of the wrapper's, and
 // any other key as it is.
 func (e *Engine) innerKey(k *offload.Key) *offload.Key {
-	if k != nil && k.Engine() == offload.Engine(e) {
+	if k != nil && k.Engine() == e.self {
 		if ik, ok := k.Handle().(*offload.Key); ok {
 			return ik
 		}
@@ -133,142 +215,78 @@ func (e *Engine) ownKey(k *offload.Key, err error) (*offload.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return offload.NewKey(e, k.Type(), k.Bits(), k.Public(), k), nil
+	return offload.NewKey(e.self, k.Type(), k.Bits(), k.Public(), k), nil
 }
 
-// ImportKey forwards to the inner engine when it is an offload.Importer and
-// returns the key as the wrapper's.
-func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
-	if e.isClosed() {
+// importer, generator and sessioner carry the optional methods; Wrap
+// embeds those the inner engine has.
+type (
+	importer  Engine
+	generator Engine
+	sessioner Engine
+)
+
+// ImportKey forwards to the inner engine and returns the key as the
+// wrapper's.
+func (i *importer) ImportKey(priv any) (*offload.Key, error) {
+	e := (*Engine)(i)
+	if e.x.Closed() {
 		return nil, fmt.Errorf("inject: import: %w", offload.ErrClosed)
 	}
-	im, ok := e.inner.(offload.Importer)
-	if !ok {
-		return nil, fmt.Errorf("inject: %s cannot import keys: %w", e.inner.Info().Name, offload.ErrUnsupported)
-	}
-	return e.ownKey(im.ImportKey(priv))
+	return e.ownKey(e.inner.(offload.Importer).ImportKey(priv))
 }
 
-// GenerateKey forwards to the inner engine when it is an offload.Generator
-// and returns the key as the wrapper's.
-func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
-	if e.isClosed() {
+// GenerateKey forwards to the inner engine and returns the key as the
+// wrapper's.
+func (g *generator) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
+	e := (*Engine)(g)
+	if e.x.Closed() {
 		return nil, fmt.Errorf("inject: generate: %w", offload.ErrClosed)
 	}
-	g, ok := e.inner.(offload.Generator)
-	if !ok {
-		return nil, fmt.Errorf("inject: %s cannot generate keys: %w", e.inner.Info().Name, offload.ErrUnsupported)
-	}
-	return e.ownKey(g.GenerateKey(ctx, t, bits))
+	return e.ownKey(e.inner.(offload.Generator).GenerateKey(ctx, t, bits))
 }
 
-// Close fails the requests the wrapper still holds (delayed or dropped) with
-// ErrClosed, then closes the inner engine and returns its error. Calls after
-// the first fail nothing more and return nil.
-func (e *Engine) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil
+// HashSession opens the inner engine's session; its Update and Final go
+// through the options like every request (as OpHash), and a request the
+// wrapper fails or drops ends the inner session, as a device ends its
+// operation on an error.
+func (s *sessioner) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
+	e := (*Engine)(s)
+	if e.x.Closed() {
+		return nil, offload.Wrap(e.name, offload.OpHash, offload.ErrClosed)
 	}
-	e.closed = true
-	held := make([]*parked, 0, len(e.waiting))
-	for p := range e.waiting {
-		held = append(held, p)
+	in, err := e.inner.(offload.HashSessioner).HashSession(ctx, h)
+	if err != nil {
+		return nil, err
 	}
-	clear(e.waiting)
-	e.mu.Unlock()
-	for _, p := range held {
-		if p.timer != nil {
-			p.timer.Stop()
+	return &session{e: e, in: in}, nil
+}
+
+// session is a wrapped hash session.
+type session struct {
+	e  *Engine
+	in offload.HashSession
+}
+
+// Update forwards to the inner session's Update through the options.
+func (s *session) Update(ctx context.Context, data []byte) *offload.Future[struct{}] {
+	return sessionStep(s, ctx, func() *offload.Future[struct{}] { return s.in.Update(ctx, data) })
+}
+
+// Final forwards to the inner session's Final through the options.
+func (s *session) Final(ctx context.Context) *offload.Future[[]byte] {
+	return sessionStep(s, ctx, func() *offload.Future[[]byte] { return s.in.Final(ctx) })
+}
+
+// Close closes the inner session.
+func (s *session) Close() error { return s.in.Close() }
+
+func sessionStep[T any](s *session, ctx context.Context, inner func() *offload.Future[T]) *offload.Future[T] {
+	f := forward(s.e, ctx, offload.OpHash, nil, &offload.Call{}, nil, inner)
+	f.OnResolve(func() {
+		if f.Err() != nil {
+			s.in.Close()
 		}
-		p.fail(offload.ErrClosed)
-	}
-	return e.inner.Close()
-}
-
-func (e *Engine) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
-
-// release unregisters p and reports whether it was still held (false: Close
-// or the context's end took it first).
-func (e *Engine) release(p *parked) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.waiting[p]
-	delete(e.waiting, p)
-	return ok
-}
-
-// zero clears a secret result that will never be delivered.
-func zero(b []byte) { clear(b) }
-
-// submit applies the injector's decision to one request. call is the
-// forwarded request's copy of the caller's Call: a request forwarded later,
-// from a timer, must not run on that timer's goroutine as if its caller
-// were waiting there. release, if not nil, is given a result the inner
-// engine produced that the caller will never see.
-func submit[T any](e *Engine, ctx context.Context, op offload.Op, key *offload.Key, call *offload.Call, release func(T), forward func() *offload.Future[T]) *offload.Future[T] {
-	if e.isClosed() {
-		return offload.Failed[T](offload.Wrap(e.name, op, offload.ErrClosed))
-	}
-	if ctx.Err() != nil {
-		return offload.Failed[T](offload.Wrap(e.name, op, context.Cause(ctx)))
-	}
-	out := e.inj.Decide(op, key)
-	if out.Delay <= 0 && !out.Drop {
-		if out.Err != nil {
-			return offload.Failed[T](offload.Wrap(e.name, op, out.Err))
-		}
-		return forward()
-	}
-
-	promise := offload.NewPromise[T]()
-	p := &parked{fail: func(err error) { promise.Resolve(*new(T), offload.Wrap(e.name, op, err)) }}
-	// Register and start the timer in one step, so that Close and the
-	// context's end, which read p.timer after taking p out of the map, see it.
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return offload.Failed[T](offload.Wrap(e.name, op, offload.ErrClosed))
-	}
-	e.waiting[p] = struct{}{}
-	if !out.Drop {
-		p.timer = time.AfterFunc(out.Delay, func() {
-			if !e.release(p) || !promise.Pending() {
-				return
-			}
-			if out.Err != nil {
-				p.fail(out.Err)
-				return
-			}
-			call.Inline = false
-			inner := forward()
-			inner.OnResolve(func() {
-				v, err := inner.Poll()
-				if !promise.Resolve(v, err) && err == nil && release != nil {
-					release(v)
-				}
-			})
-		})
-	}
-	e.mu.Unlock()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() {
-			if !e.release(p) {
-				// Close took it, or the timer forwarded it: the inner
-				// engine, which got the same context, answers for it.
-				return
-			}
-			if p.timer != nil {
-				p.timer.Stop()
-			}
-			p.fail(context.Cause(ctx))
-		})
-		promise.Future().OnResolve(func() { stop() })
-	}
-	return promise.Future()
+	})
+	return f
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
@@ -20,13 +20,13 @@ import (
 // fake is a small engine on the dispatcher: Sign returns the digest
 // reversed, Random returns N bytes of 7; the rest is unsupported.
 type fake struct {
-	pool   *dispatch.Pool
+	pool   *exec.Executor[struct{}]
 	closed atomic.Int32
 	gate   chan struct{} // when not nil, Sign waits for it
 }
 
 func newFake() *fake {
-	return &fake{pool: dispatch.New(dispatch.Config{Name: "fake", Workers: 2, MaxInFlight: 8})}
+	return &fake{pool: exec.New(exec.Config[struct{}]{Name: "fake", Workers: 2, MaxInFlight: 8})}
 }
 
 func (f *fake) Info() offload.Info {
@@ -35,12 +35,12 @@ func (f *fake) Info() offload.Info {
 
 func (f *fake) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
 	if req.Key == nil || req.Key.Engine() != offload.Engine(f) {
-		return dispatch.Fail[[]byte](f.pool, offload.OpSign, offload.ErrForeignKey)
+		return exec.Fail[[]byte](f.pool, offload.OpSign, offload.ErrForeignKey)
 	}
 	in := slices.Clone(req.Input())
 	gate := f.gate
-	return dispatch.Submit(f.pool, ctx, dispatch.Op[[]byte]{Kind: offload.OpSign, Call: req.Call, Key: req.Key,
-		Work: func() ([]byte, error) {
+	return exec.Submit(f.pool, ctx, exec.Op[struct{}, []byte]{Kind: offload.OpSign, Call: req.Call, Key: req.Key,
+		Work: func(struct{}) ([]byte, error) {
 			if gate != nil {
 				<-gate
 			}
@@ -50,20 +50,20 @@ func (f *fake) Sign(ctx context.Context, req *offload.SignRequest) *offload.Futu
 }
 
 func (f *fake) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
-	return dispatch.Fail[[]byte](f.pool, offload.OpDecrypt, offload.ErrUnsupported)
+	return exec.Fail[[]byte](f.pool, offload.OpDecrypt, offload.ErrUnsupported)
 }
 
 func (f *fake) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
-	return dispatch.Fail[offload.HashResult](f.pool, offload.OpHash, offload.ErrUnsupported)
+	return exec.Fail[offload.HashResult](f.pool, offload.OpHash, offload.ErrUnsupported)
 }
 
 func (f *fake) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
-	return dispatch.Fail[[]byte](f.pool, offload.OpCipher, offload.ErrUnsupported)
+	return exec.Fail[[]byte](f.pool, offload.OpCipher, offload.ErrUnsupported)
 }
 
 func (f *fake) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
-	return dispatch.Submit(f.pool, ctx, dispatch.Op[[]byte]{Kind: offload.OpRandom, Call: req.Call,
-		Work: func() ([]byte, error) {
+	return exec.Submit(f.pool, ctx, exec.Op[struct{}, []byte]{Kind: offload.OpRandom, Call: req.Call,
+		Work: func(struct{}) ([]byte, error) {
 			b := make([]byte, req.N)
 			for i := range b {
 				b[i] = 7
@@ -90,7 +90,7 @@ func (i importer) GenerateKey(ctx context.Context, t offload.KeyType, bits int) 
 func (i importer) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
 	// Keys are made with the importer as their engine.
 	if req.Key == nil || req.Key.Engine() != offload.Engine(i) {
-		return dispatch.Fail[[]byte](i.pool, offload.OpSign, offload.ErrForeignKey)
+		return exec.Fail[[]byte](i.pool, offload.OpSign, offload.ErrForeignKey)
 	}
 	return i.fake.Sign(ctx, &offload.SignRequest{Key: offload.NewKey(i.fake, req.Key.Type(), 0, nil, nil), Digest: req.Digest, Opts: req.Opts})
 }
@@ -103,10 +103,10 @@ func TestWrapPassThrough(t *testing.T) {
 	before := runtime.NumGoroutine()
 	inner := importer{newFake()}
 	w := inject.Wrap(inner, inject.Options{})
-	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || w.Inner() != offload.Engine(inner) {
+	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || inject.Unwrap(w) != offload.Engine(inner) {
 		t.Fatalf("Info %+v", w.Info())
 	}
-	key, err := w.ImportKey("secret")
+	key, err := w.(offload.Importer).ImportKey("secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestWrapPassThrough(t *testing.T) {
 	if ik, ok := key.Handle().(*offload.Key); !ok || ik.Engine() != offload.Engine(inner) {
 		t.Fatal("an imported key's handle is not the inner engine's key")
 	}
-	gk, err := w.GenerateKey(context.Background(), offload.KeyEd25519, 0)
+	gk, err := w.(offload.Generator).GenerateKey(context.Background(), offload.KeyEd25519, 0)
 	if err != nil || gk.Engine() != offload.Engine(w) {
 		t.Fatalf("GenerateKey: %v", err)
 	}
@@ -147,13 +147,16 @@ func TestWrapPassThrough(t *testing.T) {
 		t.Fatal("second Close closed the inner engine again")
 	}
 	for name, err := range map[string]error{
-		"sign":     sign(w, context.Background(), key, "x").Err(),
-		"decrypt":  w.Decrypt(context.Background(), &offload.DecryptRequest{Key: key}).Err(),
-		"hash":     w.Hash(context.Background(), &offload.HashRequest{Hash: crypto.SHA256}).Err(),
-		"cipher":   w.Cipher(context.Background(), &offload.CipherRequest{Key: key}).Err(),
-		"random":   w.Random(context.Background(), &offload.RandomRequest{N: 1}).Err(),
-		"import":   func() error { _, err := w.ImportKey("x"); return err }(),
-		"generate": func() error { _, err := w.GenerateKey(context.Background(), offload.KeyAES, 128); return err }(),
+		"sign":    sign(w, context.Background(), key, "x").Err(),
+		"decrypt": w.Decrypt(context.Background(), &offload.DecryptRequest{Key: key}).Err(),
+		"hash":    w.Hash(context.Background(), &offload.HashRequest{Hash: crypto.SHA256}).Err(),
+		"cipher":  w.Cipher(context.Background(), &offload.CipherRequest{Key: key}).Err(),
+		"random":  w.Random(context.Background(), &offload.RandomRequest{N: 1}).Err(),
+		"import":  func() error { _, err := w.(offload.Importer).ImportKey("x"); return err }(),
+		"generate": func() error {
+			_, err := w.(offload.Generator).GenerateKey(context.Background(), offload.KeyAES, 128)
+			return err
+		}(),
 	} {
 		if !errors.Is(err, offload.ErrClosed) {
 			t.Errorf("%s after Close: %v", name, err)
@@ -165,11 +168,14 @@ func TestWrapPassThrough(t *testing.T) {
 func TestWrapNoImporter(t *testing.T) {
 	w := inject.Wrap(newFake(), inject.Options{})
 	defer w.Close()
-	if _, err := w.ImportKey("x"); !errors.Is(err, offload.ErrUnsupported) || !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("ImportKey on a non-importer: %v", err)
+	if _, ok := w.(offload.Importer); ok {
+		t.Error("the wrapper of an engine that cannot import keys is an offload.Importer")
 	}
-	if _, err := w.GenerateKey(context.Background(), offload.KeyAES, 128); !errors.Is(err, offload.ErrUnsupported) {
-		t.Fatalf("GenerateKey on a non-generator: %v", err)
+	if _, ok := w.(offload.Generator); ok {
+		t.Error("the wrapper of an engine that cannot generate keys is an offload.Generator")
+	}
+	if _, ok := w.(offload.HashSessioner); ok {
+		t.Error("the wrapper of an engine without hash sessions is an offload.HashSessioner")
 	}
 }
 
@@ -225,8 +231,10 @@ func TestWrapDelayedContextEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.As(err, &oe) || oe.Engine != "inject(fake)" {
 		t.Fatalf("Wait = %v", err)
 	}
-	if s := w.Stats().Op(offload.OpSign); s.Submitted != 0 {
-		t.Fatalf("a cancelled delayed request reached the inner engine: %+v", s)
+	// The inner engine did the work at once; its result was held back for
+	// the delay, and the cancellation won.
+	if s := w.Stats().Op(offload.OpSign); s.Submitted != 1 {
+		t.Fatalf("inner engine stats: %+v", s)
 	}
 	// Already ended: fails at once.
 	if err := sign(w, ctx, key, "y").Err(); !errors.Is(err, context.Canceled) {
@@ -304,7 +312,7 @@ func TestWrapDrop(t *testing.T) {
 		t.Fatalf("dropped after cancel: %v", err)
 	}
 	var wg sync.WaitGroup
-	for _, e := range []*inject.Engine{w, delayed} {
+	for _, e := range []offload.Engine{w, delayed} {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.Close() }()
 	}
@@ -314,7 +322,8 @@ func TestWrapDrop(t *testing.T) {
 			t.Fatalf("held request after Close: %v", err)
 		}
 	}
-	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 0 {
+	// The delayed one was done by the inner engine and its result held back.
+	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 1 {
 		t.Fatalf("dropped requests reached the inner engine: %+v", s)
 	}
 	leakcheck.Wait(t, before)
@@ -381,8 +390,9 @@ func (s *inlineSpy) Random(ctx context.Context, req *offload.RandomRequest) *off
 	return s.fake.Random(ctx, req)
 }
 
-// A delayed request is forwarded from a timer's goroutine, where its caller
-// is not waiting: it must not ask the inner engine to run it there.
+// A delayed request's result is held back past the point where its caller
+// may give up, so it must not be computed into the caller's memory: it is
+// never forwarded as inline.
 func TestWrapDelayedIsNotInline(t *testing.T) {
 	spy := &inlineSpy{fake: newFake()}
 	w := inject.Wrap(spy, inject.Options{Latency: time.Millisecond})

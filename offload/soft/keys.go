@@ -48,7 +48,7 @@ type (
 // offload.ErrUnsupported; a malformed key fails with one wrapping
 // offload.ErrInvalid.
 func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
-	if e.pool.Closed() {
+	if e.x.Closed() {
 		return nil, fmt.Errorf("soft: %w", offload.ErrClosed)
 	}
 	switch k := priv.(type) {
@@ -171,7 +171,7 @@ func (e *Engine) importAES(k []byte) (*offload.Key, error) {
 // 256; 128, 192 or 256); other types ignore it. Generation runs on the
 // calling goroutine; ctx is checked before it starts.
 func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
-	if e.pool.Closed() {
+	if e.x.Closed() {
 		return nil, fmt.Errorf("soft: %w", offload.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {

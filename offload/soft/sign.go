@@ -15,7 +15,7 @@ import (
 
 	"github.com/cloudflare/circl/sign/ed448"
 
-	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -36,14 +36,14 @@ type signOp struct {
 	mlCtx    []byte // ML-DSA context
 	mlRandom bool   // ML-DSA hedged
 
-	// The method values handed to dispatch, bound once per pooled signOp
+	// The method values handed to the executor, bound once per pooled signOp
 	// so that a signature costs no closure allocations.
-	workFn   func() ([]byte, error)
+	workFn   func(struct{}) ([]byte, error)
 	detachFn func()
 }
 
 // signOps recycles signOps. One goes back to the pool when its work has run;
-// the dispatcher never calls a job's Work or Detach again after that. One
+// the executor never calls a job's Work or Detach again after that. One
 // whose work never runs (cancelled while queued) is left to the collector.
 var signOps sync.Pool
 
@@ -69,9 +69,9 @@ func (s *signOp) free() {
 func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
 	s, err := e.prepareSign(req)
 	if err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpSign, err)
+		return exec.Fail[[]byte](e.x, offload.OpSign, err)
 	}
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+	return exec.Submit(e.x, ctx, exec.Op[struct{}, []byte]{
 		Kind:   offload.OpSign,
 		Call:   req.Call,
 		Key:    req.Key,
@@ -178,7 +178,7 @@ func (s *signOp) detach() {
 	s.mlCtx = bytes.Clone(s.mlCtx)
 }
 
-func (s *signOp) work() ([]byte, error) {
+func (s *signOp) work(struct{}) ([]byte, error) {
 	defer s.free()
 	switch s.alg {
 	case offload.ECDSAP256, offload.ECDSAP384, offload.ECDSAP521:
@@ -261,9 +261,9 @@ type decryptOp struct {
 func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
 	d, err := e.prepareDecrypt(req)
 	if err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpDecrypt, err)
+		return exec.Fail[[]byte](e.x, offload.OpDecrypt, err)
 	}
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+	return exec.Submit(e.x, ctx, exec.Op[struct{}, []byte]{
 		Kind:    offload.OpDecrypt,
 		Call:    req.Call,
 		Key:     req.Key,
@@ -305,7 +305,7 @@ func (d *decryptOp) detach() {
 	d.oaep.Label = bytes.Clone(d.oaep.Label)
 }
 
-func (d *decryptOp) work() ([]byte, error) {
+func (d *decryptOp) work(struct{}) ([]byte, error) {
 	var opts crypto.DecrypterOpts = &d.v15
 	if d.isOAE {
 		opts = &d.oaep

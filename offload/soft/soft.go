@@ -14,14 +14,16 @@
 // Operations run on a pool of worker goroutines, or, when a request sets
 // offload.Call.Inline and a slot is free, on the caller's goroutine before
 // the operation method returns. Admission, the in-flight limit,
-// cancellation, statistics and Close come from the shared dispatcher.
+// cancellation, statistics and Close come from the executor every engine
+// shares.
 //
 // # Injection
 //
 // Options can add latency (fixed and jitter), make requests go round the
 // queue before running (so Poll answers offload.ErrNotReady), and fail or
-// drop requests, as offload/inject describes. Tests and benchmarks use them
-// to play a slow or faulty device.
+// drop requests, with the same model as offload/inject's wrapper (Faults
+// are inject.Fault values). Tests and benchmarks use them to play a slow or
+// faulty device.
 package soft
 
 import (
@@ -31,9 +33,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/offload"
-	"github.com/offcrypt/offcrypt/offload/inject"
 )
 
 // Name is the engine's name, as in offload.Info.Name and in its errors.
@@ -81,14 +83,14 @@ type Options struct {
 	// Faults are checked in order for every request; the first that matches
 	// fails the request with its Err (wrapped in an *offload.OpError) or,
 	// with Drop, makes it vanish until its context ends or the engine
-	// closes.
-	Faults []inject.Fault
+	// closes. The element type is inject.Fault (offload/inject names it).
+	Faults []fault.Fault
 }
 
 // An Engine is the software engine. It implements offload.Engine,
 // offload.Importer and offload.Generator, and is safe for concurrent use.
 type Engine struct {
-	pool      *dispatch.Pool
+	x         *exec.Executor[struct{}]
 	maxIn     int
 	maxFlight int
 }
@@ -142,7 +144,7 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("soft: %w: fault %d has neither Err nor Drop", offload.ErrInvalid, i)
 		}
 	}
-	inj := inject.New(inject.Options{
+	inj := fault.New(fault.Options{
 		Latency:  o.Latency,
 		Jitter:   o.Jitter,
 		NotReady: o.NotReady,
@@ -152,7 +154,7 @@ func New(o Options) (*Engine, error) {
 		maxIn:     o.MaxInline,
 		maxFlight: o.MaxInFlight,
 	}
-	e.pool = dispatch.New(dispatch.Config{
+	e.x = exec.New(exec.Config[struct{}]{
 		Name:        Name,
 		Workers:     o.Workers,
 		MaxInFlight: o.MaxInFlight,
@@ -174,13 +176,13 @@ func (e *Engine) Info() offload.Info {
 }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() offload.Snapshot { return e.pool.Stats() }
+func (e *Engine) Stats() offload.Snapshot { return e.x.Stats() }
 
 // Close fails every queued operation with offload.ErrClosed, waits for the
 // work in progress and stops the workers. It always returns nil; calls after
 // the first do nothing more.
 func (e *Engine) Close() error {
-	e.pool.Close()
+	e.x.Close()
 	return nil
 }
 
@@ -188,7 +190,7 @@ func (e *Engine) Close() error {
 // the engine is open, the key is this engine's and the algorithm is one the
 // engine does.
 func (e *Engine) admit(key *offload.Key, alg offload.Algorithm) error {
-	if e.pool.Closed() {
+	if e.x.Closed() {
 		return offload.ErrClosed
 	}
 	if key != nil && key.Engine() != offload.Engine(e) {

@@ -12,7 +12,7 @@ import (
 	"encoding"
 	"sync"
 
-	"github.com/offcrypt/offcrypt/internal/dispatch"
+	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -38,9 +38,9 @@ type hashOp struct {
 func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
 	h, err := e.prepareHash(req)
 	if err != nil {
-		return dispatch.Fail[offload.HashResult](e.pool, offload.OpHash, err)
+		return exec.Fail[offload.HashResult](e.x, offload.OpHash, err)
 	}
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[offload.HashResult]{
+	return exec.Submit(e.x, ctx, exec.Op[struct{}, offload.HashResult]{
 		Kind:   offload.OpHash,
 		Call:   req.Call,
 		Work:   h.work,
@@ -79,7 +79,7 @@ func (h *hashOp) detach() {
 	h.data = bytes.Clone(h.data)
 }
 
-func (h *hashOp) work() (offload.HashResult, error) {
+func (h *hashOp) work(struct{}) (offload.HashResult, error) {
 	d := h.hash.New()
 	if h.state != nil {
 		u, ok := d.(encoding.BinaryUnmarshaler)
@@ -119,7 +119,7 @@ type cipherOp struct {
 	out     []byte // the caller's output buffer; used only on its goroutine
 
 	// Method values bound once per pooled cipherOp, as for signOp.
-	workFn   func() ([]byte, error)
+	workFn   func(struct{}) ([]byte, error)
 	detachFn func()
 }
 
@@ -153,9 +153,9 @@ func (c *cipherOp) free() {
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
 	c, err := e.prepareCipher(req)
 	if err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpCipher, err)
+		return exec.Fail[[]byte](e.x, offload.OpCipher, err)
 	}
-	o := dispatch.Op[[]byte]{
+	o := exec.Op[struct{}, []byte]{
 		Kind:   offload.OpCipher,
 		Call:   req.Call,
 		Key:    req.Key,
@@ -165,7 +165,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	if req.Decrypt {
 		o.Release = zero
 	}
-	return dispatch.Submit(e.pool, ctx, o)
+	return exec.Submit(e.x, ctx, o)
 }
 
 func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
@@ -228,7 +228,7 @@ func (c *cipherOp) dst(n int) []byte {
 	return make([]byte, n)
 }
 
-func (c *cipherOp) work() ([]byte, error) {
+func (c *cipherOp) work(struct{}) ([]byte, error) {
 	defer c.free()
 	switch c.mode {
 	case offload.ModeGCM:
@@ -267,16 +267,16 @@ func (c *cipherOp) work() ([]byte, error) {
 // Info.MaxInline. The bytes are zeroed if they are never delivered.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
 	if err := e.admit(nil, offload.Random); err != nil {
-		return dispatch.Fail[[]byte](e.pool, offload.OpRandom, err)
+		return exec.Fail[[]byte](e.x, offload.OpRandom, err)
 	}
 	n := req.N
 	if n <= 0 || n > e.maxIn {
-		return dispatch.Fail[[]byte](e.pool, offload.OpRandom, invalid("%d random bytes asked for; 1 to %d allowed", n, e.maxIn))
+		return exec.Fail[[]byte](e.x, offload.OpRandom, invalid("%d random bytes asked for; 1 to %d allowed", n, e.maxIn))
 	}
-	return dispatch.Submit(e.pool, ctx, dispatch.Op[[]byte]{
+	return exec.Submit(e.x, ctx, exec.Op[struct{}, []byte]{
 		Kind: offload.OpRandom,
 		Call: req.Call,
-		Work: func() ([]byte, error) {
+		Work: func(struct{}) ([]byte, error) {
 			b := make([]byte, n)
 			rand.Read(b)
 			return b, nil

@@ -1,4 +1,4 @@
-package inject
+package fault
 
 import (
 	"errors"
@@ -11,13 +11,6 @@ import (
 func TestNewNothing(t *testing.T) {
 	if New(Options{}) != nil {
 		t.Fatal("New of zero options is not nil")
-	}
-	var in *Injector
-	if out := in.Decide(offload.OpSign, nil); out != (Outcome{}) {
-		t.Fatalf("nil injector decided %+v", out)
-	}
-	if in.NotReady() != 0 {
-		t.Fatal("nil injector NotReady")
 	}
 }
 
@@ -75,7 +68,7 @@ func TestSeqCountsEveryKind(t *testing.T) {
 			t.Fatalf("seqs %v", seqs)
 		}
 	}
-	if New(Options{NotReady: 4}).NotReady() != 4 {
-		t.Fatal("NotReady lost")
+	if out := New(Options{NotReady: 4}).Decide(offload.OpSign, nil); out.Spins != 4 {
+		t.Fatalf("NotReady 4 decided %+v", out)
 	}
 }

@@ -1,8 +1,9 @@
-package dispatch
+package exec
 
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,12 +13,32 @@ import (
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
-	"github.com/offcrypt/offcrypt/offload/inject"
 )
 
 var errBoom = errors.New("boom")
 
-func newPool(t testing.TB, c Config) *Pool {
+// injectFunc is an Injector made of a function.
+type injectFunc func(op offload.Op, key *offload.Key) Outcome
+
+func (f injectFunc) Decide(op offload.Op, key *offload.Key) Outcome { return f(op, key) }
+
+// fixed decides out for every request.
+func fixed(out Outcome) Injector {
+	return injectFunc(func(offload.Op, *offload.Key) Outcome { return out })
+}
+
+// everyNth fails every nth request with err.
+func everyNth(n uint64, err error) Injector {
+	var seq atomic.Uint64
+	return injectFunc(func(offload.Op, *offload.Key) Outcome {
+		if seq.Add(1)%n == 0 {
+			return Outcome{Err: err}
+		}
+		return Outcome{}
+	})
+}
+
+func newPool(t testing.TB, c Config[struct{}]) *Executor[struct{}] {
 	t.Helper()
 	c.Name = "test"
 	p := New(c)
@@ -35,8 +56,8 @@ func newBlocker() *blocker {
 	return &blocker{started: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (b *blocker) op(v int) Op[int] {
-	return Op[int]{Kind: offload.OpSign, Work: func() (int, error) {
+func (b *blocker) op(v int) Op[struct{}, int] {
+	return Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) {
 		close(b.started)
 		<-b.release
 		return v, nil
@@ -44,12 +65,12 @@ func (b *blocker) op(v int) Op[int] {
 }
 
 func TestSubmitInline(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 2})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2})
 	var ran, detached bool
-	f := Submit(p, context.Background(), Op[int]{
+	f := Submit(p, context.Background(), Op[struct{}, int]{
 		Kind:   offload.OpHash,
 		Call:   offload.Call{Inline: true},
-		Work:   func() (int, error) { ran = true; return 5, nil },
+		Work:   func(struct{}) (int, error) { ran = true; return 5, nil },
 		Detach: func() { detached = true },
 	})
 	// Inline work is done before Submit returns, on this goroutine (so the
@@ -73,7 +94,7 @@ func TestSubmitInline(t *testing.T) {
 }
 
 func TestSubmitWorker(t *testing.T) {
-	p := newPool(t, Config{Workers: 2, MaxInFlight: 4})
+	p := newPool(t, Config[struct{}]{Workers: 2, MaxInFlight: 4})
 	b := newBlocker()
 	var detached atomic.Bool
 	o := b.op(9)
@@ -93,14 +114,14 @@ func TestSubmitWorker(t *testing.T) {
 }
 
 func TestSubmitInlineFullGoesToWorker(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	f1 := Submit(p, context.Background(), b.op(1))
 	<-b.started
 	caller := make(chan *offload.Future[int])
 	go func() {
-		caller <- Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
-			Work: func() (int, error) { return 2, nil }})
+		caller <- Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+			Work: func(struct{}) (int, error) { return 2, nil }})
 	}()
 	close(b.release)
 	f2 := <-caller
@@ -112,12 +133,12 @@ func TestSubmitInlineFullGoesToWorker(t *testing.T) {
 }
 
 func TestSubmitNoWaitBusy(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	f := Submit(p, context.Background(), b.op(1))
 	<-b.started
-	g := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true},
-		Work: func() (int, error) { t.Error("busy request ran"); return 0, nil }})
+	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true},
+		Work: func(struct{}) (int, error) { t.Error("busy request ran"); return 0, nil }})
 	if _, err := g.Poll(); !errors.Is(err, offload.ErrBusy) {
 		t.Fatalf("NoWait at the limit = %v, want ErrBusy", err)
 	}
@@ -130,30 +151,30 @@ func TestSubmitNoWaitBusy(t *testing.T) {
 	// The slot is freed just after the future resolves.
 	waitFor(t, func() bool { return p.InFlight() == 0 })
 	// With a free slot NoWait is admitted.
-	h := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func() (int, error) { return 3, nil }})
+	h := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 3, nil }})
 	if v, err := h.Wait(context.Background()); v != 3 || err != nil {
 		t.Fatalf("NoWait with a free slot: %v, %v", v, err)
 	}
 }
 
 func TestSubmitContextAlreadyDone(t *testing.T) {
-	p := newPool(t, Config{})
+	p := newPool(t, Config[struct{}]{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { t.Error("ran"); return 0, nil }})
+	f := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { t.Error("ran"); return 0, nil }})
 	if !errors.Is(f.Err(), context.Canceled) {
 		t.Fatalf("Err = %v", f.Err())
 	}
 }
 
 func TestCancelWhileQueued(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 2})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2})
 	b := newBlocker()
 	first := Submit(p, context.Background(), b.op(1))
 	<-b.started
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran atomic.Bool
-	queued := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { ran.Store(true); return 2, nil }})
+	queued := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 2, nil }})
 	cancel()
 	if _, err := queued.Wait(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("queued request after cancel = %v", err)
@@ -171,7 +192,7 @@ func TestCancelWhileQueued(t *testing.T) {
 }
 
 func TestCancelWhileRunning(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 1})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	released := make(chan int, 1)
 	o := b.op(7)
@@ -197,7 +218,7 @@ func TestCancelWhileRunning(t *testing.T) {
 		t.Fatalf("after late result: %v, %v", v, err)
 	}
 	// The slot is usable again.
-	g := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func() (int, error) { return 1, nil }})
+	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 1, nil }})
 	if _, err := g.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +226,13 @@ func TestCancelWhileRunning(t *testing.T) {
 
 func TestCloseFailsQueuedAndParked(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p := New(Config{Name: "test", Workers: 1, MaxInFlight: 8, Inject: inject.New(inject.Options{
-		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Drop: true}},
-	})})
+	p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 8, Inject: injectFunc(func(op offload.Op, _ *offload.Key) Outcome { return Outcome{Drop: op == offload.OpRandom} })})
 	b := newBlocker()
 	running := Submit(p, context.Background(), b.op(1))
 	<-b.started
 	var queuedRan atomic.Bool
-	queued := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { queuedRan.Store(true); return 2, nil }})
-	dropped := Submit(p, context.Background(), Op[int]{Kind: offload.OpRandom, Work: func() (int, error) { return 3, nil }})
+	queued := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { queuedRan.Store(true); return 2, nil }})
+	dropped := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpRandom, Work: func(struct{}) (int, error) { return 3, nil }})
 
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
@@ -237,7 +256,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	if queuedRan.Load() {
 		t.Error("queued work ran after Close")
 	}
-	after := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 0, nil }})
+	after := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 0, nil }})
 	if !errors.Is(after.Err(), offload.ErrClosed) {
 		t.Errorf("Submit after Close: %v", after.Err())
 	}
@@ -250,11 +269,11 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 
 func TestCloseFailsDelayed(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 4, Inject: inject.New(inject.Options{Latency: time.Hour})})
+	p := New(Config[struct{}]{Name: "test", Workers: 2, MaxInFlight: 4, Inject: fixed(Outcome{Delay: time.Hour})})
 	released := make(chan int, 2)
 	fs := []*offload.Future[int]{
-		Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 1, nil }, Release: func(v int) { released <- v }}),
-		Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func() (int, error) { return 2, nil }}),
+		Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 1, nil }, Release: func(v int) { released <- v }}),
+		Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func(struct{}) (int, error) { return 2, nil }}),
 	}
 	waitFor(t, func() bool { p.parkedMu.Lock(); defer p.parkedMu.Unlock(); return len(p.parked) == 2 })
 	for _, f := range fs {
@@ -272,13 +291,13 @@ func TestCloseFailsDelayed(t *testing.T) {
 }
 
 func TestNotReadyRequeues(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{NotReady: 3})})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Spins: 3})})
 	gate := make(chan struct{})
 	var calls atomic.Int32
 	// Inline is ignored with NotReady: were it run inline, Submit would
 	// block on gate, which only opens after Submit returns.
-	f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
-		Work: func() (int, error) { <-gate; calls.Add(1); return 4, nil }})
+	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+		Work: func(struct{}) (int, error) { <-gate; calls.Add(1); return 4, nil }})
 	close(gate)
 	if v, err := f.Wait(context.Background()); v != 4 || err != nil {
 		t.Fatalf("Wait = %v, %v", v, err)
@@ -289,10 +308,10 @@ func TestNotReadyRequeues(t *testing.T) {
 }
 
 func TestNotReadyCancelled(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{NotReady: 1 << 30})})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Spins: 1 << 30})})
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran atomic.Bool
-	f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { ran.Store(true); return 0, nil }})
+	f := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 0, nil }})
 	cancel()
 	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
@@ -304,13 +323,11 @@ func TestNotReadyCancelled(t *testing.T) {
 }
 
 func TestFaultEveryNth(t *testing.T) {
-	p := newPool(t, Config{Workers: 2, MaxInFlight: 2, Inject: inject.New(inject.Options{
-		Faults: []inject.Fault{{Every: 3, Err: errBoom}},
-	})})
+	p := newPool(t, Config[struct{}]{Workers: 2, MaxInFlight: 2, Inject: everyNth(3, errBoom)})
 	var ran atomic.Int32
 	for i := 1; i <= 9; i++ {
-		f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%2 == 0},
-			Work: func() (int, error) { ran.Add(1); return i, nil }})
+		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%2 == 0},
+			Work: func(struct{}) (int, error) { ran.Add(1); return i, nil }})
 		v, err := f.Wait(context.Background())
 		if i%3 == 0 {
 			var oe *offload.OpError
@@ -332,16 +349,14 @@ func TestFaultEveryNth(t *testing.T) {
 }
 
 func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 4, Inject: inject.New(inject.Options{
-		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Drop: true}},
-	})})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 4, Inject: injectFunc(func(op offload.Op, _ *offload.Key) Outcome { return Outcome{Drop: op == offload.OpRandom} })})
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran atomic.Bool
-	dropped := Submit(p, ctx, Op[int]{Kind: offload.OpRandom, Call: offload.Call{Inline: true},
-		Work: func() (int, error) { ran.Store(true); return 1, nil }})
+	dropped := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpRandom, Call: offload.Call{Inline: true},
+		Work: func(struct{}) (int, error) { ran.Store(true); return 1, nil }})
 	// Later work finishes; the dropped one stays pending and holds its slot.
 	for range 5 {
-		f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 2, nil }})
+		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 2, nil }})
 		if _, err := f.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -361,7 +376,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 		t.Fatal("dropped work ran")
 	}
 	// A dropped request with a context that never ends resolves at Close.
-	forever := Submit(p, context.Background(), Op[int]{Kind: offload.OpRandom, Work: func() (int, error) { return 1, nil }})
+	forever := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpRandom, Work: func(struct{}) (int, error) { return 1, nil }})
 	p.Close()
 	if !errors.Is(forever.Err(), offload.ErrClosed) {
 		t.Fatalf("dropped at Close: %v", forever.Err())
@@ -370,13 +385,13 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 
 func TestConcurrentCancelRace(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 8, Inject: inject.New(inject.Options{Jitter: 200 * time.Microsecond})})
+	p := New(Config[struct{}]{Name: "test", Workers: 2, MaxInFlight: 8, Inject: injectFunc(func(offload.Op, *offload.Key) Outcome { return Outcome{Delay: rand.N(200 * time.Microsecond)} })})
 	var delivered, releasedN atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 400 {
 		ctx, cancel := context.WithCancel(context.Background())
-		f := Submit(p, ctx, Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%3 == 0},
-			Work:    func() (int, error) { return i, nil },
+		f := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%3 == 0},
+			Work:    func(struct{}) (int, error) { return i, nil },
 			Release: func(int) { releasedN.Add(1) }})
 		wg.Add(1)
 		go func() {
@@ -414,10 +429,10 @@ func BenchmarkSubmit(b *testing.B) {
 		inline bool
 	}{{"inline", true}, {"worker", false}} {
 		b.Run(bc.name, func(b *testing.B) {
-			p := New(Config{Name: "bench", Workers: 1, MaxInFlight: 4})
+			p := New(Config[struct{}]{Name: "bench", Workers: 1, MaxInFlight: 4})
 			defer p.Close()
 			ctx := context.Background()
-			o := Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: bc.inline}, Work: func() (int, error) { return 1, nil }}
+			o := Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: bc.inline}, Work: func(struct{}) (int, error) { return 1, nil }}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Submit(p, ctx, o).Wait(ctx); err != nil {
@@ -442,12 +457,12 @@ func waitFor(t *testing.T, cond func() bool) {
 // A panic in an engine's work fails that operation, frees its slot and
 // leaves Close able to finish, on both the inline and the worker path.
 func TestWorkPanics(t *testing.T) {
-	p := New(Config{Name: "panicky", Workers: 1, MaxInFlight: 1})
+	p := New(Config[struct{}]{Name: "panicky", Workers: 1, MaxInFlight: 1})
 	for _, inline := range []bool{true, false} {
-		f := Submit(p, context.Background(), Op[int]{
+		f := Submit(p, context.Background(), Op[struct{}, int]{
 			Kind: offload.OpSign,
 			Call: offload.Call{Inline: inline},
-			Work: func() (int, error) { panic("boom") },
+			Work: func(struct{}) (int, error) { panic("boom") },
 		})
 		_, err := f.Wait(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
@@ -463,14 +478,14 @@ func TestWorkPanics(t *testing.T) {
 // Close waits for work running on a caller's goroutine, and a blocking call
 // that comes after Close fails with ErrClosed and holds no slot.
 func TestCloseWaitsForInlineWork(t *testing.T) {
-	p := New(Config{Name: "inline", Workers: 1, MaxInFlight: 2})
+	p := New(Config[struct{}]{Name: "inline", Workers: 1, MaxInFlight: 2})
 	started, release := make(chan struct{}), make(chan struct{})
 	result := make(chan error, 1)
 	go func() {
-		f := Submit(p, context.Background(), Op[int]{
+		f := Submit(p, context.Background(), Op[struct{}, int]{
 			Kind: offload.OpSign,
 			Call: offload.Call{Inline: true},
-			Work: func() (int, error) { close(started); <-release; return 1, nil },
+			Work: func(struct{}) (int, error) { close(started); <-release; return 1, nil },
 		})
 		_, err := f.Wait(context.Background())
 		result <- err
@@ -488,7 +503,7 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 		t.Fatalf("inline work begun before Close: %v", err)
 	}
 	<-closed
-	f := Submit(p, context.Background(), Op[int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func() (int, error) { return 1, nil }})
+	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func(struct{}) (int, error) { return 1, nil }})
 	if _, err := f.Wait(context.Background()); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
@@ -513,7 +528,7 @@ func finishes(t *testing.T, what string, f func()) {
 // Several Close calls at once all return, once the first has finished.
 func TestConcurrentClose(t *testing.T) {
 	for range 20 {
-		p := New(Config{Name: "test", Workers: 2, MaxInFlight: 64})
+		p := New(Config[struct{}]{Name: "test", Workers: 2, MaxInFlight: 64})
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)
@@ -526,9 +541,9 @@ func TestConcurrentClose(t *testing.T) {
 // A dropped request submitted while the pool closes is failed by Close, not
 // left holding Close for ever; a context ending meanwhile races cleanly.
 func TestDropRacesClose(t *testing.T) {
-	drop := inject.New(inject.Options{Faults: []inject.Fault{{Drop: true}}})
+	drop := fixed(Outcome{Drop: true})
 	for i := range 50 {
-		p := New(Config{Name: "test", Workers: 1, MaxInFlight: 8, Inject: drop})
+		p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 8, Inject: drop})
 		ctx, cancel := context.WithCancel(context.Background())
 		var fs []*offload.Future[int]
 		var mu sync.Mutex
@@ -541,7 +556,7 @@ func TestDropRacesClose(t *testing.T) {
 				if k%2 == 1 {
 					c = ctx
 				}
-				f := Submit(p, c, Op[int]{Kind: offload.OpSign, Work: func() (int, error) { return 1, nil }})
+				f := Submit(p, c, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 1, nil }})
 				mu.Lock()
 				fs = append(fs, f)
 				mu.Unlock()
@@ -564,11 +579,11 @@ func TestDropRacesClose(t *testing.T) {
 // A result held back by injected latency when the pool closes is never
 // delivered, so it goes to Release.
 func TestCloseReleasesHeldResult(t *testing.T) {
-	p := New(Config{Name: "test", Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{Latency: time.Hour})})
+	p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Delay: time.Hour})})
 	released := make(chan int, 1)
-	f := Submit(p, context.Background(), Op[int]{
+	f := Submit(p, context.Background(), Op[struct{}, int]{
 		Kind:    offload.OpDecrypt,
-		Work:    func() (int, error) { return 42, nil },
+		Work:    func(struct{}) (int, error) { return 42, nil },
 		Release: func(v int) { released <- v },
 	})
 	waitFor(t, func() bool {
@@ -594,12 +609,12 @@ func TestCloseReleasesHeldResult(t *testing.T) {
 // goroutine: its inputs are detached first, because its result is held
 // back past the point where the caller may give up on it.
 func TestInlineWithLatencyIsDetached(t *testing.T) {
-	p := newPool(t, Config{Workers: 1, MaxInFlight: 2, Inject: inject.New(inject.Options{Latency: time.Millisecond})})
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Delay: time.Millisecond})})
 	var detached atomic.Bool
-	f := Submit(p, context.Background(), Op[int]{
+	f := Submit(p, context.Background(), Op[struct{}, int]{
 		Kind:   offload.OpCipher,
 		Call:   offload.Call{Inline: true},
-		Work:   func() (int, error) { return 1, nil },
+		Work:   func(struct{}) (int, error) { return 1, nil },
 		Detach: func() { detached.Store(true) },
 	})
 	if _, err := f.Wait(context.Background()); err != nil {

@@ -1,8 +1,11 @@
 package inject_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"hash"
 	"errors"
 	"runtime"
 	"slices"
@@ -411,5 +414,76 @@ func TestWrapDelayedIsNotInline(t *testing.T) {
 	}
 	if n := spy.inline.Load(); n != 1 {
 		t.Fatalf("an undelayed inline request reached the inner engine %d times as inline, want 1", n)
+	}
+}
+
+// sessions is a fake with device-held hash sessions (SHA-256 in memory).
+type sessions struct{ *fake }
+
+func (s sessions) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
+	return &fakeSession{h: h.New()}, nil
+}
+
+type fakeSession struct {
+	h      hash.Hash
+	closed atomic.Bool
+}
+
+func (s *fakeSession) Update(ctx context.Context, data []byte) *offload.Future[struct{}] {
+	if s.closed.Load() {
+		return offload.Failed[struct{}](offload.ErrClosed)
+	}
+	s.h.Write(data)
+	return offload.Resolved(struct{}{}, nil)
+}
+
+func (s *fakeSession) Final(ctx context.Context) *offload.Future[[]byte] {
+	if s.closed.Load() {
+		return offload.Failed[[]byte](offload.ErrClosed)
+	}
+	return offload.Resolved(s.h.Sum(nil), nil)
+}
+
+func (s *fakeSession) Close() error { s.closed.Store(true); return nil }
+
+// A wrapped engine keeps its hash sessions, and their requests go through
+// the options: an injected fault fails the request and ends the inner
+// session.
+func TestWrapKeepsHashSessions(t *testing.T) {
+	inner := sessions{newFake()}
+	w := inject.Wrap(inner, inject.Options{Latency: time.Microsecond,
+		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Seq == 4 }, Err: errors.New("boom")}}})
+	defer w.Close()
+	hs, ok := w.(offload.HashSessioner)
+	if !ok {
+		t.Fatal("the wrapper hides the inner engine's hash sessions")
+	}
+	if _, ok := w.(offload.Importer); ok {
+		t.Fatal("the wrapper claims an Importer the inner engine is not")
+	}
+	ctx := context.Background()
+	s, err := hs.HashSession(ctx, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"ab", "c"} {
+		if _, err := s.Update(ctx, []byte(part)).Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := sha256.Sum256([]byte("abc"))
+	if sum, err := s.Final(ctx).Wait(ctx); err != nil || !bytes.Equal(sum, want[:]) {
+		t.Fatalf("Final = %x, %v", sum, err)
+	}
+	// The fourth request through the wrapper fails: the session is over.
+	s, err = hs.HashSession(ctx, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, []byte("x")).Wait(ctx); err == nil {
+		t.Fatal("the injected fault did not fail the update")
+	}
+	if _, err := s.Final(ctx).Wait(ctx); !errors.Is(err, offload.ErrClosed) {
+		t.Fatalf("Final after an injected fault: %v", err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // fakeEngine is a small engine over the standard library, built on the same
-// dispatch pool the software engine uses, so the adapter's tests do not
+// executor the software engine uses, so the adapter's tests do not
 // depend on offload/soft. gate, when not nil, holds every queued (not
 // inline) operation until it is closed.
 type fakeEngine struct {

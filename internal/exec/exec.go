@@ -368,7 +368,7 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		var v T
 		err := out.Err
 		if err == nil {
-			v, err = call(x, *new(S), &o, alwaysPending)
+			v, err = call(x, *new(S), &o, true, alwaysPending)
 		}
 		err = x.wrap(o.Internal, op, err)
 		if !o.Internal {
@@ -443,15 +443,17 @@ func (x *Executor[S]) wrap(internal bool, op offload.Op, err error) error {
 
 func alwaysPending() bool { return true }
 
-// call runs o.Work on s: readied by the Device first, under the Gate, and
-// once more after the Device rebuilt s, when o may be repeated and pending
-// says its caller still waits.
-func call[S, T any](x *Executor[S], s S, o *Op[S, T], pending func() bool) (T, error) {
+// call runs o.Work on s: readied by the Device first (when prepare is
+// set), under the Gate, and once more after the Device rebuilt s, when o
+// may be repeated and pending says its caller still waits.
+func call[S, T any](x *Executor[S], s S, o *Op[S, T], prepare bool, pending func() bool) (T, error) {
 	if x.dev == nil {
 		return guard(x, s, o.Work)
 	}
-	if err := x.dev.Prepare(s, o.Probe); err != nil {
-		return *new(T), err
+	if prepare {
+		if err := x.dev.Prepare(s, o.Probe); err != nil {
+			return *new(T), err
+		}
 	}
 	v, err := guard(x, s, o.Work)
 	if err == nil {
@@ -536,7 +538,7 @@ func (j *job[S, T]) run(s S) {
 		j.submit(false)
 		return
 	}
-	j.deliver(call(j.x, s, &j.o, j.promise.Pending))
+	j.deliver(call(j.x, s, &j.o, true, j.promise.Pending))
 }
 
 // submit hands the request to a device that completes on its own, trying

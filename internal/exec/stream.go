@@ -120,9 +120,11 @@ func (st *Stream[S]) Err() error {
 // A Step is one request on a Stream.
 type Step[S, T any] struct {
 	Work func(s S) (T, error)
-	// Repeat says Work may run again after Device.Recover rebuilt the
-	// state (a step that begins the stream's device operation is; one
-	// that continues it is not: the operation went with the old state).
+	// Repeat marks a step that begins the stream's device operation: the
+	// state is readied (Device.Prepare) before it, and it may run again
+	// after Device.Recover rebuilt the state. A step that continues the
+	// operation runs on the state as it is and is never repeated: the
+	// operation would have gone with the old state.
 	Repeat bool
 	// Last ends the stream when the step succeeds: the stream's slot is
 	// freed before the step's future resolves.
@@ -262,7 +264,7 @@ func (sp *streamStep[S, T]) run(st *Stream[S], s S) {
 		return
 	}
 	o := Op[S, T]{Probe: st.spec.Probe, Repeat: sp.step.Repeat, Work: sp.step.Work}
-	v, err := call(x, s, &o, sp.promise.Pending)
+	v, err := call(x, s, &o, sp.step.Repeat, sp.promise.Pending)
 	ends := err != nil || sp.step.Last
 	if ends {
 		cause := err

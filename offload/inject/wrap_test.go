@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"hash"
 	"errors"
+	"hash"
 	"runtime"
 	"slices"
 	"sync"
@@ -20,7 +20,7 @@ import (
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
 
-// fake is a small engine on the dispatcher: Sign returns the digest
+// fake is a small engine on the executor: Sign returns the digest
 // reversed, Random returns N bytes of 7; the rest is unsupported.
 type fake struct {
 	pool   *exec.Executor[struct{}]

@@ -9,9 +9,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -33,14 +33,11 @@ type Engine struct {
 	info  offload.Info
 	mechs map[uint]pkcs11.MechanismInfo
 
-	limit *offload.Limiter
-	jobs  chan task
-	stats offload.Stats
-
-	mu       sync.RWMutex // held for reading while a job is queued; for writing by Close
+	// x runs every operation on the engine's workers, one per session.
+	x *exec.Executor[*worker]
+	// closed is set when Close begins, for the checks operations make
+	// before they are submitted; the executor refuses them after it too.
 	closed   atomic.Bool
-	ops      sync.WaitGroup // admitted jobs not yet finished
-	workers  sync.WaitGroup
 	sessions []pkcs11.SessionHandle // one per worker; 0 (CK_INVALID_HANDLE) while a worker has none
 
 	closeOnce sync.Once
@@ -49,9 +46,9 @@ type Engine struct {
 	// updateHook, when set (tests only, before any hash session starts),
 	// runs on a pinned worker before each C_DigestUpdate.
 	updateHook func()
-	// workHook, when set (tests only, before the jobs it concerns are
-	// submitted), runs on the worker after a job's work returns and before
-	// its result is delivered.
+	// workHook, when set (tests only, before the operations it concerns
+	// are submitted), runs on the worker after an operation's work returns
+	// and before its result is delivered.
 	workHook func()
 	// releaseHook, when set (tests only, like workHook), runs on the worker
 	// after a result that lost the race to the caller was released.
@@ -66,7 +63,7 @@ var (
 	_ offload.Generator = (*Engine)(nil)
 )
 
-// worker is what a job runs with: the module and the worker's own session.
+// worker is what an operation runs with: the module and the worker's own session.
 // Only the worker's goroutine touches it.
 type worker struct {
 	i      int // index in Engine.sessions
@@ -74,12 +71,6 @@ type worker struct {
 	sh     pkcs11.SessionHandle
 	gen    uint64 // the module's life the session was opened in
 	broken bool   // the session was lost and not yet reopened
-}
-
-// task is a queued job, whatever its result type.
-type task interface {
-	run(w *worker)   // do the work on w's session and deliver
-	abort(err error) // fail without doing the work
 }
 
 // Open loads the module (or takes another reference on it), finds the token,
@@ -109,14 +100,18 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 		mod.release()
 		return nil, err
 	}
-	e.limit = offload.NewLimiter(c.MaxInFlight)
-	e.jobs = make(chan task, c.MaxInFlight)
-	e.workers.Add(len(e.sessions))
 	e.rec.slot.Store(uint64(e.slot))
 	e.rec.modGen = gen
+	workers := make([]*worker, len(e.sessions))
 	for i, sh := range e.sessions {
-		go e.work(&worker{i: i, p: e.p, sh: sh, gen: gen})
+		workers[i] = &worker{i: i, p: e.p, sh: sh, gen: gen}
 	}
+	e.x = exec.New(exec.Config[*worker]{
+		Name:        name,
+		MaxInFlight: c.MaxInFlight,
+		States:      workers,
+		Device:      (*device)(e),
+	})
 	return e, nil
 }
 
@@ -286,19 +281,7 @@ func (e *Engine) Info() offload.Info {
 }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() offload.Snapshot { return e.stats.Snapshot() }
-
-// work is a worker goroutine: it owns one session and runs jobs on it.
-func (e *Engine) work(w *worker) {
-	defer e.workers.Done()
-	for t := range e.jobs {
-		if e.closed.Load() {
-			t.abort(errClosed)
-			continue
-		}
-		t.run(w)
-	}
-}
+func (e *Engine) Stats() offload.Snapshot { return e.x.Stats() }
 
 // Close fails queued operations with ErrClosed, waits for the ones the token
 // is working on, logs out (when no other engine in the process is logged in
@@ -308,13 +291,9 @@ func (e *Engine) work(w *worker) {
 // error.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
-		e.mu.Lock()
 		e.closed.Store(true)
-		close(e.jobs)
-		e.mu.Unlock()
-		e.rec.cancel()
-		e.workers.Wait()
-		e.ops.Wait()
+		e.rec.cancel() // a recovery waiting on the PIN callback gives up
+		e.x.Close()
 
 		var errs []error
 		live := slices.DeleteFunc(slices.Clone(e.sessions), func(sh pkcs11.SessionHandle) bool { return sh == 0 })
@@ -338,27 +317,12 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
-// job is one operation queued for a worker.
-type job[T any] struct {
-	e       *Engine
-	op      offload.Op
-	count   bool // counted in Stats
-	wrap    func(error) error
-	work    func(*worker) (T, error)
-	release func(T) // frees a result nobody will see (zeroes secret bytes); may be nil
-	promise offload.Promise[T]
-	stop    func() bool
-	start   time.Time
-	probe   bool // admitted by a half-open breaker: may recover while it is open
-	once    bool // never retried
-}
-
 // submit admits work and queues it for a worker. count says whether it is
 // one of the engine's operations (counted in Stats, errors wrapped in an
 // *offload.OpError for op) or housekeeping such as a key lookup. work must
 // not read the caller's memory: copy inputs first. work may run twice, when
 // the token lost the worker's session and recovery restored it (see
-// attempt), so it must be safe to repeat; submitOnce is for work that is not.
+// device), so it must be safe to repeat; submitOnce is for work that is not.
 func submit[T any](e *Engine, ctx context.Context, op offload.Op, count bool, call offload.Call, work func(*worker) (T, error)) *offload.Future[T] {
 	return submitJob(e, ctx, op, count, false, call, work, nil)
 }
@@ -379,118 +343,108 @@ func submitOnce[T any](e *Engine, ctx context.Context, op offload.Op, count bool
 	return submitJob(e, ctx, op, count, true, call, work, nil)
 }
 
-// submitJob queues work; release, when not nil, frees a result that loses
-// the race to the context's end (see deliver).
+// submitJob hands work to the executor, through the circuit breaker;
+// release, when not nil, frees a result that loses the race to the
+// context's end.
 func submitJob[T any](e *Engine, ctx context.Context, op offload.Op, count, once bool, call offload.Call, work func(*worker) (T, error), release func(T)) *offload.Future[T] {
-	wrap := func(err error) error {
-		if count {
-			return offload.Wrap(name, op, err)
-		}
-		return err
-	}
 	if e.closed.Load() {
-		return offload.Failed[T](wrap(errClosed))
-	}
-	if ctx.Err() != nil {
-		return offload.Failed[T](wrap(context.Cause(ctx)))
+		return exec.Fail[T](e.x, op, offload.ErrClosed)
 	}
 	probe, err := e.brk.admit()
 	if err != nil {
-		return offload.Failed[T](wrap(err))
-	}
-	if call.NoWait {
-		if !e.limit.TryAcquire() {
-			return offload.Failed[T](wrap(offload.ErrBusy))
+		if !count {
+			return offload.Failed[T](err)
 		}
-	} else if err := e.limit.Acquire(ctx); err != nil {
-		return offload.Failed[T](wrap(err))
+		return exec.Fail[T](e.x, op, err)
 	}
-	e.mu.RLock()
-	if e.closed.Load() {
-		e.mu.RUnlock()
-		e.limit.Release()
-		return offload.Failed[T](wrap(errClosed))
+	if probe {
+		work = probed(e, work)
 	}
-	e.ops.Add(1)
-	j := &job[T]{e: e, op: op, count: count, wrap: wrap, work: work, release: release, promise: offload.NewPromise[T](), probe: probe, once: once}
-	if count {
-		j.start = e.stats.Start(op)
+	if hook := e.workHook; hook != nil {
+		inner := work
+		work = func(w *worker) (T, error) {
+			v, err := inner(w)
+			hook()
+			return v, err
+		}
 	}
-	if ctx.Done() != nil {
-		j.stop = context.AfterFunc(ctx, func() {
-			j.promise.Resolve(*new(T), wrap(context.Cause(ctx)))
-		})
+	if hook := e.releaseHook; release != nil && hook != nil {
+		inner := release
+		release = func(v T) { inner(v); hook(v) }
 	}
-	e.jobs <- j // never blocks: the channel holds as many jobs as there are slots
-	e.mu.RUnlock()
-	return j.promise.Future()
+	return exec.Submit(e.x, ctx, exec.Op[*worker, T]{
+		Kind:     op,
+		Call:     call,
+		Internal: !count,
+		Probe:    probe,
+		Repeat:   !once,
+		Work:     work,
+		Release:  release,
+	})
 }
 
-// errClosed is the error of a call on, or a job failed by, a closed engine.
+// probed returns work that closes the breaker when it succeeds: the probe
+// found the token working.
+func probed[T any](e *Engine, work func(*worker) (T, error)) func(*worker) (T, error) {
+	return func(w *worker) (T, error) {
+		v, err := work(w)
+		if err == nil {
+			e.brk.success()
+		}
+		return v, err
+	}
+}
+
+// device is the engine as the executor's exec.Device: it readies a
+// worker's session before each call and recovers it after a failure that
+// says the token lost it (see Engine.Recovery). What to do on which CKR
+// code is decided here; the executor retries the call once when this says
+// the session was rebuilt, the work is safe to repeat and the caller still
+// waits.
+type device Engine
+
+// Prepare recovers w first when its session is known to be lost, or was
+// opened in an earlier life of the module.
+func (d *device) Prepare(w *worker, probe bool) error {
+	e := (*Engine)(d)
+	if w.broken || w.gen != e.mod.generation() {
+		return e.recoverWorker(w, probe, 0)
+	}
+	return nil
+}
+
+// Recover acts on a failure that says the session, the login or the module
+// was lost, or that a cached object handle is void: it restores w (a void
+// handle is looked up again on the next use) and reports whether the call
+// may be repeated.
+func (d *device) Recover(w *worker, probe bool, err error) (bool, error) {
+	e := (*Engine)(d)
+	code, ok := ckCode(err)
+	switch {
+	case !ok:
+		return false, err
+	case staleHandle(code):
+		// Some tokens (SoftHSM among them) void the handles of private
+		// objects when the login goes, and then report the handle, not the
+		// login: check the login too.
+		if e.login {
+			if rerr := e.recoverWorker(w, probe, code); rerr != nil {
+				return false, fmt.Errorf("%w; recovery failed: %w", err, rerr)
+			}
+		}
+		e.rec.keyGen.Add(1)
+		return true, err
+	case gone(code) && (code != pkcs11.CKR_USER_NOT_LOGGED_IN || e.login):
+		if rerr := e.recoverWorker(w, probe, code); rerr != nil {
+			return false, fmt.Errorf("%w; recovery failed: %w", err, rerr)
+		}
+		return true, err
+	}
+	return false, err
+}
+
+// errClosed is the error of a call on a closed engine.
 var errClosed = fmt.Errorf("pkcs11: %w", offload.ErrClosed)
-
-func (j *job[T]) run(w *worker) {
-	if !j.promise.Pending() {
-		// Cancelled while queued: the token never sees it.
-		j.finish()
-		return
-	}
-	v, err := attempt(j.e, w, j.probe, !j.once, j.promise.Pending, j.work)
-	if j.e.workHook != nil {
-		j.e.workHook()
-	}
-	j.deliver(v, j.wrap(err))
-}
-
-func (j *job[T]) abort(err error) {
-	j.deliver(*new(T), j.wrap(err))
-}
-
-// deliver resolves the future with v and err, unless the context's end did
-// first, in which case v goes to the job's release. The right to resolve is
-// claimed first, so the counters record the outcome the caller sees (the
-// context's error when it won), and they and the slot are settled before
-// the caller is woken, so a caller that sees the result sees them too.
-func (j *job[T]) deliver(v T, err error) {
-	if j.stop != nil {
-		j.stop()
-	}
-	won := j.promise.Claim()
-	outcome := err
-	if !won {
-		// The context's end resolved the future, or is resolving it (Err
-		// answers ErrNotReady meanwhile): either way the caller saw a
-		// failure.
-		outcome = j.promise.Future().Err()
-	}
-	j.settle(outcome)
-	if won {
-		j.promise.Complete(v, err)
-	} else if j.release != nil {
-		j.release(v) // also a partial result that came with an error
-		if j.e.releaseHook != nil {
-			j.e.releaseHook(v)
-		}
-	}
-	j.e.ops.Done()
-}
-
-// finish ends a job that was never run (its future already resolved).
-func (j *job[T]) finish() {
-	if j.stop != nil {
-		j.stop()
-	}
-	j.settle(j.promise.Future().Err())
-	j.e.ops.Done()
-}
-
-// settle records the outcome and frees the job's slot.
-func (j *job[T]) settle(outcome error) {
-	if j.count {
-		j.e.stats.Finish(j.op, j.start, outcome)
-	}
-	j.e.limit.Release()
-}
 
 // failed returns a future failed with err for op.
 func failed[T any](op offload.Op, err error) *offload.Future[T] {

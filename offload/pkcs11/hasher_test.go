@@ -7,13 +7,16 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/offcrypt/offcrypt/hasher"
 	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/signer"
 )
 
@@ -86,4 +89,32 @@ func TestHasherOnToken(t *testing.T) {
 		}
 		waitIdle(t, e)
 	})
+}
+
+// TestHasherThroughInject hashes on the token through inject.Wrap: the
+// wrapper keeps the engine's hash sessions, so hasher uses them (a wrapper
+// that hid them would make hasher send stateless requests the token
+// refuses), and the wrapper's latency applies to every session request.
+func TestHasherThroughInject(t *testing.T) {
+	e := openEngine(t, 2)
+	w := inject.Wrap(e, inject.Options{Latency: 50 * time.Microsecond})
+	t.Cleanup(func() { w.Close() })
+	if _, ok := w.(offload.HashSessioner); !ok {
+		t.Fatal("inject.Wrap hides the engine's hash sessions")
+	}
+	msg := randBytes(rand.New(rand.NewPCG(7, 8)), 3*e.Info().MaxInline+5)
+	d, err := hasher.New(w, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := d.SumContext(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(msg); !bytes.Equal(sum, want[:]) {
+		t.Fatalf("sum %x, want %x", sum, want)
+	}
 }

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -25,21 +25,21 @@ var errStreamClosed = fmt.Errorf("pkcs11: hash session closed before Final: %w",
 // offload.ErrUnsupported, before any session is used) and returns it once
 // an in-flight slot is had; ctx bounds only that wait.
 //
-// The session is a job like any other, queued for the engine's workers. The
-// worker that takes it is pinned to it: it calls C_DigestInit on its own
-// PKCS #11 session and then serves only this stream's Update (C_DigestUpdate)
-// and Final (C_DigestFinal) until Final, a failure or Close, and then goes
-// back to the shared queue. No goroutine is started per stream. A stream
-// therefore holds one slot and one worker for as long as it is open: callers
-// must call Final or Close (a session that is garbage collected unfinished
-// is closed, but only whenever the collector gets to it).
+// The session is a stream pinned to one of the engine's workers: that
+// worker calls C_DigestInit on its own PKCS #11 session and then serves
+// only this stream's Update (C_DigestUpdate) and Final (C_DigestFinal)
+// until Final, a failure or Close, and then goes back to the pool. No
+// goroutine is started per stream. A stream therefore holds one slot and
+// one worker for as long as it is open: callers must call Final or Close
+// (a session that is garbage collected unfinished is closed, but only
+// whenever the collector gets to it).
 //
 // A context that ends during Update or Final resolves that future at once
 // with its error and ends the stream; the worker finishes the C call, ends
 // the token's digest operation and frees itself. A session lost underneath
 // the stream fails it (the running digest is gone with the session; nothing
-// is retried) and the worker recovers its session for later jobs. Close of
-// the engine fails open streams with offload.ErrClosed.
+// is retried) and the worker recovers its session for later operations.
+// Close of the engine fails open streams with offload.ErrClosed.
 func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
 	const op = offload.OpHash
 	wrap := func(err error) error { return offload.Wrap(name, op, err) }
@@ -60,27 +60,29 @@ func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSe
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if err := e.limit.Acquire(ctx); err != nil {
-		return nil, wrap(err)
+	s := &stream{e: e, h: h}
+	s.pin, err = exec.Pin(e.x, ctx, exec.PinSpec[*worker]{Kind: op, Probe: probe, Cleanup: s.cleanup, Finished: errFinished})
+	if err != nil {
+		return nil, err
 	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed.Load() {
-		e.limit.Release()
-		return nil, wrap(errClosed)
-	}
-	e.ops.Add(1)
-	s := &stream{
-		e: e, h: h, mech: m, probe: probe, wrap: wrap,
-		reqs: make(chan *streamReq, 1),
-		quit: make(chan struct{}),
-	}
-	s.start = e.stats.Start(op)
-	e.jobs <- s // never blocks: the channel holds as many jobs as there are slots
+	// The digest begins on the pinned worker, as the stream's first step:
+	// its failure ends the stream, and the caller's next call reports it.
+	mechs := []*pkcs11.Mechanism{pkcs11.NewMechanism(m, nil)}
+	exec.Do(s.pin, context.Background(), exec.Step[*worker, struct{}]{Repeat: true,
+		Work: func(w *worker) (struct{}, error) {
+			if err := w.p.DigestInit(w.sh, mechs); err != nil {
+				return struct{}{}, ckErr("C_DigestInit", err)
+			}
+			s.active = true
+			if probe {
+				e.brk.success() // the probe found the token working
+			}
+			return struct{}{}, nil
+		}})
 	// The pinned worker holds s; the caller holds only the handle, so a
 	// handle dropped without Final or Close can still free its worker.
 	hd := &handle{s}
-	runtime.AddCleanup(hd, func(s *stream) { s.end(errStreamClosed) }, s)
+	runtime.AddCleanup(hd, func(s *stream) { s.pin.End(errStreamClosed) }, s)
 	return hd, nil
 }
 
@@ -127,111 +129,46 @@ func (h *handle) keep(f interface{ OnResolve(func()) }) {
 	f.OnResolve(func() { runtime.KeepAlive(h) })
 }
 
-// stream is a hash session: the caller's handle and the job that pins a
-// worker to it.
+// stream is a hash session: the caller's side of a stream pinned to a
+// worker.
 type stream struct {
-	e     *Engine
-	h     crypto.Hash
-	mech  uint
-	probe bool
-	wrap  func(error) error
-	start time.Time
+	e   *Engine
+	h   crypto.Hash
+	pin *exec.Stream[*worker]
 
-	reqs chan *streamReq // to the pinned worker; one at a time
-	quit chan struct{}   // closed when the stream is over
+	mu   sync.Mutex
+	prev offload.Awaitable // the caller's last Update or Final
 
-	mu  sync.Mutex
-	err error // why the stream is over; nil while it is open
-
-	// The request that ended the stream and its outcome, resolved by
-	// finish. Only the pinned worker touches them.
-	last    *streamReq
-	lastSum []byte
-	lastErr error
-}
-
-// streamReq is one Update (final false) or Final.
-type streamReq struct {
-	data  []byte
-	final bool
-	upd   offload.Promise[struct{}]
-	sum   offload.Promise[[]byte]
-	stop  func() bool
-}
-
-// pending reports whether the caller still waits for r.
-func (r *streamReq) pending() bool {
-	if r.final {
-		return r.sum.Pending()
-	}
-	return r.upd.Pending()
-}
-
-// resolve delivers r's outcome, unless the caller's context ended first.
-func (r *streamReq) resolve(sum []byte, err error) {
-	if r.stop != nil {
-		r.stop()
-	}
-	if r.final {
-		r.sum.Resolve(sum, err)
-	} else {
-		r.upd.Resolve(struct{}{}, err)
-	}
-}
-
-// end marks the stream over with err, unless it already is, and wakes the
-// worker. It reports whether this call ended it.
-func (s *stream) end(err error) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return false
-	}
-	s.err = err
-	close(s.quit)
-	return true
+	// active says the token holds a digest operation on the pinned
+	// worker's session. Only the pinned worker touches it.
+	active bool
 }
 
 // over returns why the stream is over, or nil.
-func (s *stream) over() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+func (s *stream) over() error { return s.pin.Err() }
+
+// end ends the stream with err unless it is over already, and returns the
+// error it is over with.
+func (s *stream) end(err error) error {
+	s.pin.End(err)
+	return s.pin.Err()
 }
 
-// send hands r to the worker, or fails it when the stream is over or a call
-// overlaps another.
-func (s *stream) send(ctx context.Context, r *streamReq) {
+// send hands a step to the pinned worker, or fails it when a call overlaps
+// the caller's last one, which ends the stream.
+func send[T any](s *stream, ctx context.Context, step exec.Step[*worker, T]) *offload.Future[T] {
 	if s.e.sendHook != nil {
 		s.e.sendHook(s)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		r.resolve(nil, s.wrap(s.err))
-		return
+	if s.prev != nil && s.prev.Err() == offload.ErrNotReady {
+		err := s.end(fmt.Errorf("pkcs11: hash session called again before the last call resolved: %w", offload.ErrInvalid))
+		return offload.Failed[T](offload.Wrap(name, offload.OpHash, err))
 	}
-	if ctx.Done() != nil {
-		// Set before r reaches the worker, which reads r.stop. The
-		// function takes s.mu in end, so it waits for send to return.
-		r.stop = context.AfterFunc(ctx, func() {
-			err := context.Cause(ctx)
-			if r.final {
-				r.sum.Resolve(nil, s.wrap(err))
-			} else {
-				r.upd.Resolve(struct{}{}, s.wrap(err))
-			}
-			s.end(err)
-		})
-	}
-	select {
-	case s.reqs <- r:
-	default:
-		err := fmt.Errorf("pkcs11: hash session called again before the last call resolved: %w", offload.ErrInvalid)
-		s.err = err
-		close(s.quit)
-		r.resolve(nil, s.wrap(err))
-	}
+	f := exec.Do(s.pin, ctx, step)
+	s.prev = f
+	return f
 }
 
 // Update feeds data, at most Info().MaxInline bytes, to the digest. A longer
@@ -241,30 +178,27 @@ func (s *stream) Update(ctx context.Context, data []byte) *offload.Future[struct
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &streamReq{upd: offload.NewPromise[struct{}]()}
-	f := r.upd.Future()
 	switch {
 	case len(data) > s.e.cfg.MaxInline:
-		err := fmt.Errorf("pkcs11: %d bytes in one hash update, more than MaxInline %d: %w", len(data), s.e.cfg.MaxInline, offload.ErrInvalid)
-		if !s.end(err) {
-			err = s.over()
-		}
-		return offload.Failed[struct{}](s.wrap(err))
-	case ctx.Err() != nil:
-		err := context.Cause(ctx)
-		if !s.end(err) {
-			err = s.over()
-		}
-		return offload.Failed[struct{}](s.wrap(err))
-	case len(data) == 0:
+		err := s.end(fmt.Errorf("pkcs11: %d bytes in one hash update, more than MaxInline %d: %w", len(data), s.e.cfg.MaxInline, offload.ErrInvalid))
+		return offload.Failed[struct{}](offload.Wrap(name, offload.OpHash, err))
+	case len(data) == 0 && ctx.Err() == nil:
 		if err := s.over(); err != nil {
-			return offload.Failed[struct{}](s.wrap(err))
+			return offload.Failed[struct{}](offload.Wrap(name, offload.OpHash, err))
 		}
 		return offload.Resolved(struct{}{}, nil)
 	}
-	r.data = bytes.Clone(data)
-	s.send(ctx, r)
-	return f
+	data = bytes.Clone(data)
+	return send(s, ctx, exec.Step[*worker, struct{}]{Work: func(w *worker) (struct{}, error) {
+		if s.e.updateHook != nil {
+			s.e.updateHook()
+		}
+		if err := w.p.DigestUpdate(w.sh, data); err != nil {
+			s.active = false // a failed update ends the operation
+			return struct{}{}, ckErr("C_DigestUpdate", err)
+		}
+		return struct{}{}, nil
+	}})
 }
 
 // Final ends the digest and returns it.
@@ -272,170 +206,67 @@ func (s *stream) Final(ctx context.Context) *offload.Future[[]byte] {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	r := &streamReq{final: true, sum: offload.NewPromise[[]byte]()}
-	if ctx.Err() != nil {
-		err := context.Cause(ctx)
-		if !s.end(err) {
-			err = s.over()
+	return send(s, ctx, exec.Step[*worker, []byte]{Last: true, Work: func(w *worker) ([]byte, error) {
+		sum, err := w.p.DigestFinal(w.sh)
+		s.active = false // ended by C_DigestFinal, whatever it returned
+		if err != nil {
+			return nil, ckErr("C_DigestFinal", err)
 		}
-		return offload.Failed[[]byte](s.wrap(err))
-	}
-	s.send(ctx, r)
-	return r.sum.Future()
+		if len(sum) != s.h.Size() {
+			return nil, fmt.Errorf("pkcs11: C_DigestFinal returned %d bytes for %v", len(sum), s.h)
+		}
+		return sum, nil
+	}})
 }
 
 // Close abandons an unfinished stream: the worker ends the token's digest
 // and goes back to the pool. It does not wait for the token, and does
 // nothing on a finished stream or a second time.
 func (s *stream) Close() error {
-	s.end(errStreamClosed)
+	s.pin.End(errStreamClosed)
 	return nil
-}
-
-// abort fails a stream the engine will not run (it was closed).
-func (s *stream) abort(err error) {
-	s.end(err)
-	s.finish()
-}
-
-// run pins w to the stream until it is over.
-func (s *stream) run(w *worker) {
-	defer s.finish()
-	if s.over() != nil {
-		return // closed before a worker took it: the token never saw it
-	}
-	mechs := []*pkcs11.Mechanism{pkcs11.NewMechanism(s.mech, nil)}
-	_, err := attempt(s.e, w, s.probe, true, func() bool { return s.over() == nil }, func(w *worker) (struct{}, error) {
-		return struct{}{}, ckErr("C_DigestInit", w.p.DigestInit(w.sh, mechs))
-	})
-	if err != nil {
-		s.end(err)
-		return
-	}
-	active := true // the token holds a digest operation on w's session
-	defer func() {
-		if active {
-			s.endOp(w)
-		}
-	}()
-	for {
-		var r *streamReq
-		select {
-		case r = <-s.reqs:
-		case <-s.quit:
-			return
-		case <-s.e.rec.ctx.Done(): // the engine is closing
-			s.end(errClosed)
-			return
-		}
-		if !r.pending() || s.over() != nil {
-			s.end(context.Canceled) // nothing when already over
-			s.deliver(r, nil, s.over())
-			return
-		}
-		if r.final {
-			sum, err := w.p.DigestFinal(w.sh)
-			active = false // ended by C_DigestFinal, whatever it returned
-			if err != nil {
-				err = ckErr("C_DigestFinal", err)
-			} else if len(sum) != s.h.Size() {
-				err = fmt.Errorf("pkcs11: C_DigestFinal returned %d bytes for %v", len(sum), s.h)
-			}
-			s.lost(w, err)
-			if err == nil {
-				s.end(errFinished)
-				s.deliver(r, sum, nil)
-				return
-			}
-			s.end(err)
-			s.deliver(r, nil, err)
-			return
-		}
-		if s.e.updateHook != nil {
-			s.e.updateHook()
-		}
-		if err := ckErr("C_DigestUpdate", w.p.DigestUpdate(w.sh, r.data)); err != nil {
-			active = false // a failed update ends the operation
-			s.lost(w, err)
-			s.end(err)
-			s.deliver(r, nil, err)
-			return
-		}
-		r.resolve(nil, nil)
-	}
-}
-
-// deliver keeps r's outcome for finish, which resolves it after the slot is
-// free, so a caller that sees the result sees the slot freed too.
-func (s *stream) deliver(r *streamReq, sum []byte, err error) {
-	s.last, s.lastSum, s.lastErr = r, sum, err
 }
 
 // errFinished marks a stream that Final ended well; calls after it fail
 // with it.
 var errFinished = fmt.Errorf("pkcs11: hash session already finished: %w", offload.ErrInvalid)
 
-// lost recovers w's session for later jobs when err says the token lost it.
-// The stream itself is not retried: its running digest went with the
-// session.
-func (s *stream) lost(w *worker, err error) {
-	code, ok := ckCode(err)
-	if !ok || !(gone(code) && (code != pkcs11.CKR_USER_NOT_LOGGED_IN || s.e.login)) {
-		return
+// cleanup runs on the pinned worker when the stream is over, under the
+// executor's gate: it ends the token's digest operation if one is still
+// active, so the session can serve other operations.
+func (s *stream) cleanup(w *worker) {
+	if s.active {
+		s.active = false
+		s.endOp(w)
 	}
-	s.e.recoverWorker(w, false, code) // on failure w stays broken; the next job tries again
 }
 
-// endOp ends the token's digest operation on w's session so the session can
-// serve other jobs: C_DigestFinal into a buffer that is thrown away (which
-// SoftHSM and every conforming token accept at any point of a digest).
+// endOp ends the token's digest operation on w's session: C_DigestFinal
+// into a buffer that is thrown away (which SoftHSM and every conforming
+// token accept at any point of a digest).
 func (s *stream) endOp(w *worker) {
+	e := s.e
 	_, err := w.p.DigestFinal(w.sh)
 	code, ok := ckCode(err)
 	if !ok || code == pkcs11.CKR_OPERATION_NOT_INITIALIZED {
 		return
 	}
 	if gone(code) {
-		s.lost(w, ckErr("C_DigestFinal", err))
+		// The session went with the operation: the worker's next operation
+		// recovers it first (device.Prepare), outside the executor's gate,
+		// where a recovery that re-initialises the module may wait for
+		// every worker to leave the module.
+		if code != pkcs11.CKR_USER_NOT_LOGGED_IN || e.login {
+			w.broken = true
+		}
 		return
 	}
 	// The token refused to end the operation: a fresh session is the only
-	// way to be sure the next job finds none active.
-	e := s.e
+	// way to be sure the next operation finds none active.
 	e.rec.mu.Lock()
 	rerr := e.reopen(w, true)
 	e.rec.mu.Unlock()
 	if rerr != nil {
 		w.broken = true
 	}
-}
-
-// finish settles the stream's slot and counters and fails a request left in
-// the channel.
-func (s *stream) finish() {
-	s.mu.Lock()
-	if s.err == nil { // not reached: every way out of run ends the stream
-		s.err = errStreamClosed
-		close(s.quit)
-	}
-	outcome := s.err
-	select {
-	case r := <-s.reqs:
-		r.resolve(nil, s.wrap(outcome))
-	default:
-	}
-	s.mu.Unlock()
-	if outcome == errFinished {
-		outcome = nil
-	}
-	s.e.stats.Finish(offload.OpHash, s.start, outcome)
-	s.e.limit.Release()
-	if r := s.last; r != nil {
-		err := s.lastErr
-		if err != nil {
-			err = s.wrap(err)
-		}
-		r.resolve(s.lastSum, err)
-	}
-	s.e.ops.Done()
 }

@@ -25,7 +25,7 @@ type recovery struct {
 	cancel  context.CancelFunc
 	keyGen  atomic.Uint64 // bumped when cached object handles become void
 
-	reopened, relogged, reinitialized, retried, failed, trips atomic.Uint64
+	reopened, relogged, reinitialized, failed, trips atomic.Uint64
 
 	// failReopen, when set (tests only), makes every recovery fail with
 	// its error before it touches the module.
@@ -60,7 +60,7 @@ func (e *Engine) Recovery() RecoveryStats {
 		Reopened:      r.reopened.Load(),
 		Relogged:      r.relogged.Load(),
 		Reinitialized: r.reinitialized.Load(),
-		Retried:       r.retried.Load(),
+		Retried:       e.x.Retried(),
 		Failed:        r.failed.Load(),
 		BreakerTrips:  r.trips.Load(),
 	}
@@ -91,52 +91,6 @@ func moduleLost(code pkcs11.Error) bool {
 // staleHandle reports whether code says a cached object handle is void.
 func staleHandle(code pkcs11.Error) bool {
 	return code == pkcs11.CKR_KEY_HANDLE_INVALID || code == pkcs11.CKR_OBJECT_HANDLE_INVALID
-}
-
-// attempt runs work on w, recovering first when w's session is known to be
-// lost, and after a failure that says it was lost: then, if the recovery
-// succeeds, retry allows it and the caller still waits (pending), work runs
-// once more. A void key handle is looked up again and work retried the same
-// way, without touching the session.
-func attempt[T any](e *Engine, w *worker, probe, retry bool, pending func() bool, work func(*worker) (T, error)) (T, error) {
-	var zero T
-	if w.broken || w.gen != e.mod.generation() {
-		if err := e.recoverWorker(w, probe, 0); err != nil {
-			return zero, err
-		}
-	}
-	v, err := work(w)
-	code, ok := ckCode(err)
-	switch {
-	case err == nil:
-		if probe {
-			e.brk.success() // the probe found the token working
-		}
-		return v, nil
-	case !ok:
-		return v, err
-	case staleHandle(code):
-		// Some tokens (SoftHSM among them) void the handles of private
-		// objects when the login goes, and then report the handle, not the
-		// login: check the login too.
-		if e.login {
-			if rerr := e.recoverWorker(w, probe, code); rerr != nil {
-				return zero, fmt.Errorf("%w; recovery failed: %w", err, rerr)
-			}
-		}
-		e.rec.keyGen.Add(1)
-	case gone(code) && (code != pkcs11.CKR_USER_NOT_LOGGED_IN || e.login):
-		if rerr := e.recoverWorker(w, probe, code); rerr != nil {
-			return zero, fmt.Errorf("%w; recovery failed: %w", err, rerr)
-		}
-	default:
-		return v, err
-	}
-	if !retry || !pending() {
-		return zero, err
-	}
-	e.rec.retried.Add(1)
-	return work(w)
 }
 
 // recoverWorker restores w's session after code (0: the session is known

@@ -353,7 +353,7 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 	// in the caller's memory (CipherRequest.Out), which must not be
 	// touched once the caller has been given up on.
 	inline := o.Call.Inline && x.inline && o.Work != nil && !out.held()
-	if inline && !o.Call.NoWait && x.limit.TryAcquire() {
+	if inline && x.limit.TryAcquire() {
 		// The common blocking call: no job, no promise, no hand-off, no
 		// lock. The slot is what Close waits for: it is held before closed
 		// is read, and Close sets closed before it waits for every slot.
@@ -376,6 +376,9 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		}
 		x.limit.Release()
 		return offload.Resolved(v, err)
+	}
+	if inline && o.Call.NoWait {
+		return failOp(x, o, offload.ErrBusy)
 	}
 	if err := x.admit(ctx, o.Call.NoWait); err != nil {
 		return failOp(x, o, err)

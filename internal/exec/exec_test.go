@@ -93,6 +93,34 @@ func TestSubmitInline(t *testing.T) {
 	}
 }
 
+// A request that sets both Inline and NoWait runs on the caller's goroutine
+// when a slot is free, and fails with ErrBusy at once when none is.
+func TestSubmitInlineNoWait(t *testing.T) {
+	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
+	call := offload.Call{Inline: true, NoWait: true}
+	var ran bool
+	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: call,
+		Work: func(struct{}) (int, error) { ran = true; return 1, nil }})
+	if !ran {
+		t.Fatal("an inline NoWait request with a free slot did not run on the caller's goroutine")
+	}
+	if v, err := f.Poll(); v != 1 || err != nil {
+		t.Fatalf("Poll = %v, %v", v, err)
+	}
+	b := newBlocker()
+	held := Submit(p, context.Background(), b.op(2))
+	<-b.started
+	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: call,
+		Work: func(struct{}) (int, error) { t.Error("a busy request ran"); return 0, nil }})
+	if _, err := g.Poll(); !errors.Is(err, offload.ErrBusy) {
+		t.Fatalf("inline NoWait on a full executor: %v", err)
+	}
+	close(b.release)
+	if _, err := within(t, "held request", held); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSubmitWorker(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 2, MaxInFlight: 4})
 	b := newBlocker()

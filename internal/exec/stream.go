@@ -140,7 +140,7 @@ type Step[S, T any] struct {
 func Do[S, T any](st *Stream[S], ctx context.Context, step Step[S, T]) *offload.Future[T] {
 	op := st.spec.Kind
 	x := st.x
-	sp := &streamStep[S, T]{step: step, promise: offload.NewPromise[T]()}
+	sp := &streamStep[S, T]{step: step, ctx: ctx, promise: offload.NewPromise[T]()}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.err != nil {
@@ -246,6 +246,7 @@ func (st *Stream[S]) settle() {
 // streamStep is a Step and its promise.
 type streamStep[S, T any] struct {
 	step    Step[S, T]
+	ctx     context.Context
 	promise offload.Promise[T]
 	stop    func() bool
 }
@@ -260,7 +261,9 @@ func (sp *streamStep[S, T]) fail(err error) {
 func (sp *streamStep[S, T]) run(st *Stream[S], s S) {
 	x := st.x
 	if !sp.promise.Pending() {
-		st.End(sp.promise.Future().Err()) // given up: the context's watch ends it too
+		// Given up: the context's watch resolved it and ends the stream,
+		// perhaps not yet.
+		st.End(context.Cause(sp.ctx))
 		return
 	}
 	o := Op[S, T]{Probe: st.spec.Probe, Repeat: sp.step.Repeat, Work: sp.step.Work}

@@ -43,8 +43,8 @@
 // An engine that keeps hash state on the device (an offload.HashSessioner,
 // which serves no stateless HashRequest) hashes through HashSession instead:
 // random messages cut into Updates of random sizes up to Info.MaxInline, on
-// the engine itself even in the wrapped runs (inject.Wrap does not pass hash
-// sessions on), must hash as the standard library does; an Update after
+// the engine itself even in the wrapped runs (so that the faults injected
+// there do not end them), must hash as the standard library does; an Update after
 // Final must fail, a closed session must leave the engine working, and an
 // unclaimed hash must fail HashSession with offload.ErrUnsupported.
 //

@@ -52,6 +52,12 @@ type blocker struct {
 	release chan struct{}
 }
 
+// wait waits for the work to start, with a bound.
+func (b *blocker) wait(t *testing.T) {
+	t.Helper()
+	recv(t, "the blocking work started", b.started)
+}
+
 func newBlocker() *blocker {
 	return &blocker{started: make(chan struct{}), release: make(chan struct{})}
 }
@@ -109,7 +115,7 @@ func TestSubmitInlineNoWait(t *testing.T) {
 	}
 	b := newBlocker()
 	held := Submit(p, context.Background(), b.op(2))
-	<-b.started
+	b.wait(t)
 	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: call,
 		Work: func(struct{}) (int, error) { t.Error("a busy request ran"); return 0, nil }})
 	if _, err := g.Poll(); !errors.Is(err, offload.ErrBusy) {
@@ -131,12 +137,12 @@ func TestSubmitWorker(t *testing.T) {
 	if !detached.Load() {
 		t.Fatal("Detach not called before queueing")
 	}
-	<-b.started
+	b.wait(t)
 	if _, err := f.Poll(); err != offload.ErrNotReady {
 		t.Fatalf("Poll while working = %v", err)
 	}
 	close(b.release)
-	if v, err := f.Wait(context.Background()); v != 9 || err != nil {
+	if v, err := within(t, "f", f); v != 9 || err != nil {
 		t.Fatalf("Wait = %v, %v", v, err)
 	}
 }
@@ -145,16 +151,16 @@ func TestSubmitInlineFullGoesToWorker(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	f1 := Submit(p, context.Background(), b.op(1))
-	<-b.started
+	b.wait(t)
 	caller := make(chan *offload.Future[int])
 	go func() {
 		caller <- Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
 			Work: func(struct{}) (int, error) { return 2, nil }})
 	}()
 	close(b.release)
-	f2 := <-caller
+	f2 := recv(t, "the inline caller", caller)
 	for i, f := range []*offload.Future[int]{f1, f2} {
-		if v, err := f.Wait(context.Background()); v != i+1 || err != nil {
+		if v, err := within(t, "f", f); v != i+1 || err != nil {
 			t.Fatalf("future %d: %v, %v", i, v, err)
 		}
 	}
@@ -164,7 +170,7 @@ func TestSubmitNoWaitBusy(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	f := Submit(p, context.Background(), b.op(1))
-	<-b.started
+	b.wait(t)
 	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true},
 		Work: func(struct{}) (int, error) { t.Error("busy request ran"); return 0, nil }})
 	if _, err := g.Poll(); !errors.Is(err, offload.ErrBusy) {
@@ -175,12 +181,12 @@ func TestSubmitNoWaitBusy(t *testing.T) {
 		t.Fatalf("error not an OpError for the pool: %v", g.Err())
 	}
 	close(b.release)
-	f.Wait(context.Background())
+	within(t, "f", f)
 	// The slot is freed just after the future resolves.
 	waitFor(t, func() bool { return p.InFlight() == 0 })
 	// With a free slot NoWait is admitted.
 	h := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 3, nil }})
-	if v, err := h.Wait(context.Background()); v != 3 || err != nil {
+	if v, err := within(t, "h", h); v != 3 || err != nil {
 		t.Fatalf("NoWait with a free slot: %v, %v", v, err)
 	}
 }
@@ -199,16 +205,16 @@ func TestCancelWhileQueued(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2})
 	b := newBlocker()
 	first := Submit(p, context.Background(), b.op(1))
-	<-b.started
+	b.wait(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran atomic.Bool
 	queued := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 2, nil }})
 	cancel()
-	if _, err := queued.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := within(t, "queued", queued); !errors.Is(err, context.Canceled) {
 		t.Fatalf("queued request after cancel = %v", err)
 	}
 	close(b.release)
-	first.Wait(context.Background())
+	within(t, "first", first)
 	waitFor(t, func() bool { return p.InFlight() == 0 })
 	if ran.Load() {
 		t.Fatal("work of a request cancelled while queued ran")
@@ -227,17 +233,17 @@ func TestCancelWhileRunning(t *testing.T) {
 	o.Release = func(v int) { released <- v }
 	ctx, cancel := context.WithCancel(context.Background())
 	f := Submit(p, ctx, o)
-	<-b.started
+	b.wait(t)
 	cancel()
 	// Resolves at once, while the work still runs.
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := within(t, "f", f); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait = %v", err)
 	}
 	if p.InFlight() != 1 {
 		t.Fatalf("slot freed while the work runs: InFlight %d", p.InFlight())
 	}
 	close(b.release)
-	if v := <-released; v != 7 {
+	if v := recv(t, "the released result", released); v != 7 {
 		t.Fatalf("Release got %d", v)
 	}
 	waitFor(t, func() bool { return p.InFlight() == 0 })
@@ -247,7 +253,7 @@ func TestCancelWhileRunning(t *testing.T) {
 	}
 	// The slot is usable again.
 	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 1, nil }})
-	if _, err := g.Wait(context.Background()); err != nil {
+	if _, err := within(t, "g", g); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,7 +263,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 8, Inject: injectFunc(func(op offload.Op, _ *offload.Key) Outcome { return Outcome{Drop: op == offload.OpRandom} })})
 	b := newBlocker()
 	running := Submit(p, context.Background(), b.op(1))
-	<-b.started
+	b.wait(t)
 	var queuedRan atomic.Bool
 	queued := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { queuedRan.Store(true); return 2, nil }})
 	dropped := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpRandom, Work: func(struct{}) (int, error) { return 3, nil }})
@@ -272,7 +278,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	default:
 	}
 	close(b.release)
-	<-closed
+	recv(t, "Close", closed)
 	if v, err := running.Poll(); v != 1 || err != nil {
 		t.Fatalf("running work: %v, %v", v, err)
 	}
@@ -327,7 +333,7 @@ func TestNotReadyRequeues(t *testing.T) {
 	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
 		Work: func(struct{}) (int, error) { <-gate; calls.Add(1); return 4, nil }})
 	close(gate)
-	if v, err := f.Wait(context.Background()); v != 4 || err != nil {
+	if v, err := within(t, "f", f); v != 4 || err != nil {
 		t.Fatalf("Wait = %v, %v", v, err)
 	}
 	if calls.Load() != 1 {
@@ -341,7 +347,7 @@ func TestNotReadyCancelled(t *testing.T) {
 	var ran atomic.Bool
 	f := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 0, nil }})
 	cancel()
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := within(t, "f", f); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return p.InFlight() == 0 })
@@ -356,7 +362,7 @@ func TestFaultEveryNth(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%2 == 0},
 			Work: func(struct{}) (int, error) { ran.Add(1); return i, nil }})
-		v, err := f.Wait(context.Background())
+		v, err := within(t, "f", f)
 		if i%3 == 0 {
 			var oe *offload.OpError
 			if !errors.Is(err, errBoom) || !errors.As(err, &oe) {
@@ -385,7 +391,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 	// Later work finishes; the dropped one stays pending and holds its slot.
 	for range 5 {
 		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 2, nil }})
-		if _, err := f.Wait(context.Background()); err != nil {
+		if _, err := within(t, "f", f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -396,7 +402,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 		t.Fatalf("InFlight = %d, want the dropped request's slot", p.InFlight())
 	}
 	cancel()
-	if _, err := dropped.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := within(t, "dropped", dropped); !errors.Is(err, context.Canceled) {
 		t.Fatalf("dropped after cancel: %v", err)
 	}
 	waitFor(t, func() bool { return p.InFlight() == 0 })
@@ -427,7 +433,15 @@ func TestConcurrentCancelRace(t *testing.T) {
 			if i%2 == 0 {
 				cancel()
 			}
-			v, err := f.Wait(context.Background())
+			var v int
+			var err error
+			select {
+			case <-f.Done():
+				v, err = f.Poll()
+			case <-time.After(20 * time.Second):
+				t.Errorf("request %d never resolved", i)
+				return
+			}
 			if err == nil {
 				if v != i {
 					t.Errorf("request %d got %d", i, v)
@@ -439,7 +453,7 @@ func TestConcurrentCancelRace(t *testing.T) {
 			cancel()
 		}()
 	}
-	wg.Wait()
+	finishes(t, "the waiting callers", wg.Wait)
 	p.Close()
 	if p.InFlight() != 0 {
 		t.Fatalf("InFlight after Close = %d", p.InFlight())
@@ -492,7 +506,7 @@ func TestWorkPanics(t *testing.T) {
 			Call: offload.Call{Inline: inline},
 			Work: func(struct{}) (int, error) { panic("boom") },
 		})
-		_, err := f.Wait(context.Background())
+		_, err := within(t, "f", f)
 		if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
 			t.Fatalf("inline=%v: err = %v", inline, err)
 		}
@@ -518,7 +532,7 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 		_, err := f.Wait(context.Background())
 		result <- err
 	}()
-	<-started
+	recv(t, "the inline work started", started)
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
 	select {
@@ -530,9 +544,9 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 	if err := <-result; err != nil {
 		t.Fatalf("inline work begun before Close: %v", err)
 	}
-	<-closed
+	recv(t, "Close", closed)
 	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func(struct{}) (int, error) { return 1, nil }})
-	if _, err := f.Wait(context.Background()); !errors.Is(err, offload.ErrClosed) {
+	if _, err := within(t, "f", f); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if n := p.InFlight(); n != 0 {
@@ -597,7 +611,7 @@ func TestDropRacesClose(t *testing.T) {
 		wg.Wait()
 		cancel()
 		for _, f := range fs {
-			if _, err := f.Wait(context.Background()); err == nil {
+			if _, err := within(t, "f", f); err == nil {
 				t.Fatal("a dropped request succeeded")
 			}
 		}
@@ -620,7 +634,7 @@ func TestCloseReleasesHeldResult(t *testing.T) {
 		return len(p.parked) == 1
 	})
 	p.Close()
-	if _, err := f.Wait(context.Background()); !errors.Is(err, offload.ErrClosed) {
+	if _, err := within(t, "f", f); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("held result after Close: %v", err)
 	}
 	select {
@@ -645,7 +659,7 @@ func TestInlineWithLatencyIsDetached(t *testing.T) {
 		Work:   func(struct{}) (int, error) { return 1, nil },
 		Detach: func() { detached.Store(true) },
 	})
-	if _, err := f.Wait(context.Background()); err != nil {
+	if _, err := within(t, "f", f); err != nil {
 		t.Fatal(err)
 	}
 	if !detached.Load() {

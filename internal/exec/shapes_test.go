@@ -24,6 +24,19 @@ func within[T any](t *testing.T, msg string, f *offload.Future[T]) (T, error) {
 	return f.Poll()
 }
 
+// recv receives from ch, or fails the test with msg when nothing comes
+// within a generous bound: it detects hangs, it times nothing.
+func recv[T any](t *testing.T, msg string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: nothing came", msg)
+		panic("unreachable")
+	}
+}
+
 // session is the device state a worker owns in the shape-b tests: a
 // numbered session that recovery replaces.
 type session struct {
@@ -485,7 +498,7 @@ func TestStreamEnds(t *testing.T) {
 				}})
 			var ranSecond atomic.Bool
 			second := Do(st, context.Background(), Step[*session, int]{Work: func(*session) (int, error) { ranSecond.Store(true); return 1, nil }})
-			<-running
+			recv(t, "the first step running", running)
 			if tc.end != nil {
 				tc.end(t, x, st, cancel, running)
 			}
@@ -496,7 +509,7 @@ func TestStreamEnds(t *testing.T) {
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("running step: %v, %v", v, err)
 				}
-				if got := <-released; got != 7 {
+				if got := recv(t, "the released result", released); got != 7 {
 					t.Fatalf("released %d", got)
 				}
 			case "step fails":

@@ -256,11 +256,11 @@ func (l *limited) ImportKey(priv any) (*offload.Key, error) {
 }
 
 func (l *limited) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
-	alg, err := req.Check()
+	p, err := req.Check()
 	if err != nil {
 		return offload.Failed[[]byte](err)
 	}
-	if !slices.Contains(l.algs, alg) {
+	if alg := p.Alg; !slices.Contains(l.algs, alg) {
 		return offload.Failed[[]byte](fmt.Errorf("limited: %w: %v", offload.ErrUnsupported, alg))
 	}
 	r := *req

@@ -29,9 +29,12 @@ var ErrMalformed = errors.New("ecdsaenc: malformed ECDSA signature")
 // big-endian. A digest no longer than the order is returned as it is (not
 // copied); a longer one is cut to the order's size in bytes, and shifted
 // right when the order's size in bits is not a multiple of 8 (P-521 with a
-// digest of 66 bytes or more). The result is no longer than the order, so
-// a device that applies the same rule again (PKCS #11's CKM_ECDSA) leaves
-// it as it is.
+// digest of 66 bytes or more).
+//
+// For every digest of 64 bytes or fewer (every SHA-2 and SHA-3 digest) the
+// result is a prefix of digest no longer than the order, so a device that
+// applies the same rule to its input (PKCS #11's CKM_ECDSA) leaves it as it
+// is, and one that takes the integer as it is gets the right one.
 func Truncate(c elliptic.Curve, digest []byte) []byte {
 	nBits := c.Params().N.BitLen()
 	size := (nBits + 7) / 8

@@ -10,6 +10,7 @@ import (
 	_ "crypto/sha1" // hashes the suite signs with
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -189,6 +190,19 @@ func (s *suite) rsaPSS(t *testing.T, kp keyPair) {
 				t.Errorf("salt %d: does not verify with salt length %d: %v", tc.salt, tc.verify, err)
 			}
 		})
+	}
+	// The longest salt the modulus takes signs; one byte more fails before
+	// the device, as crypto/rsa fails.
+	digest := hashOf(crypto.SHA256, []byte("conformance PSS salt"))
+	longest := emLen - 32 - 2
+	if sig, ok := s.sign(t, &offload.SignRequest{Key: kp.key, Digest: digest, Opts: &rsa.PSSOptions{SaltLength: longest, Hash: crypto.SHA256}}); ok {
+		if err := rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: longest}); err != nil {
+			t.Errorf("salt %d: %v", longest, err)
+		}
+	}
+	f := s.Engine.Sign(context.Background(), &offload.SignRequest{Key: kp.key, Digest: digest, Opts: &rsa.PSSOptions{SaltLength: longest + 1, Hash: crypto.SHA256}})
+	if _, err := waitErr(t, s, f); !s.injected(err) && (!errors.Is(err, offload.ErrInvalid) || !errors.Is(err, rsa.ErrMessageTooLong)) {
+		t.Errorf("salt %d on a %d-byte encoding: %v; want ErrInvalid and rsa.ErrMessageTooLong", longest+1, emLen, err)
 	}
 }
 

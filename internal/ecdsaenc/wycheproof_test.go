@@ -5,27 +5,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/offcrypt/offcrypt/internal/wycheproof"
 )
 
 // testdata/ecdsa_secp256r1_sha256_test.json is copied from the C2SP
 // wycheproof repository (testvectors_v1/, Apache-2.0, see testdata/LICENSE).
-
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
 
 // encodingFlags mark vectors whose signature is not minimal DER of two
 // positive integers: Raw must refuse every one of them.
@@ -43,15 +32,9 @@ func TestWycheproof(t *testing.T) {
 	var file struct {
 		Groups []struct {
 			PublicKey struct {
-				Uncompressed hexBytes `json:"uncompressed"`
+				Uncompressed wycheproof.Hex `json:"uncompressed"`
 			} `json:"publicKey"`
-			Tests []struct {
-				TcID   int      `json:"tcId"`
-				Flags  []string `json:"flags"`
-				Msg    hexBytes `json:"msg"`
-				Sig    hexBytes `json:"sig"`
-				Result string   `json:"result"`
-			} `json:"tests"`
+			Tests []wycheproof.Test `json:"tests"`
 		} `json:"testGroups"`
 	}
 	if err := json.Unmarshal(b, &file); err != nil {

@@ -160,11 +160,7 @@ func TestPKCS1v15BadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, f := range []func(int, crypto.Hash, []byte) ([]byte, error){DigestInfo, EncodePKCS1v15} {
 				out, err := f(tc.k, tc.h, tc.digest)
-				for _, w := range tc.want {
-					if !errors.Is(err, w) {
-						t.Fatalf("= %x, %v; want an error matching %v", out, err, w)
-					}
-				}
+				wantErrors(t, out, err, tc.want)
 			}
 		})
 	}
@@ -174,6 +170,16 @@ func TestPKCS1v15BadInput(t *testing.T) {
 	}
 	if _, err := EncodePKCS1v15(256, 0, make([]byte, 245)); err != nil {
 		t.Fatalf("longest raw input: %v", err)
+	}
+}
+
+// wantErrors fails t unless err matches every one of want.
+func wantErrors(t *testing.T, out []byte, err error, want []error) {
+	t.Helper()
+	for _, w := range want {
+		if !errors.Is(err, w) {
+			t.Fatalf("= %x, %v; want an error matching %v", out, err, w)
+		}
 	}
 }
 
@@ -248,11 +254,7 @@ func TestPSSBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := EncodePSS(tc.rand, tc.bits, tc.h, tc.digest, tc.salt)
-			for _, w := range tc.want {
-				if !errors.Is(err, w) {
-					t.Fatalf("EncodePSS = %x, %v; want an error matching %v", out, err, w)
-				}
-			}
+			wantErrors(t, out, err, tc.want)
 		})
 	}
 	// The edge: the longest salt a 2048-bit modulus takes with SHA-256.
@@ -334,7 +336,7 @@ func TestDecodePKCS1v15(t *testing.T) {
 	}
 	bad := [][]byte{
 		nil, make([]byte, 10), make([]byte, 256),
-		append([]byte{0, 2}, bytes.Repeat([]byte{1}, 254)...),                              // no separator
+		append([]byte{0, 2}, bytes.Repeat([]byte{1}, 254)...),                             // no separator
 		append(append([]byte{0, 2}, bytes.Repeat([]byte{1}, 7)...), make([]byte, 247)...), // PS of 7 bytes
 		append(append([]byte{0, 1}, bytes.Repeat([]byte{1}, 8)...), make([]byte, 246)...), // block type 1
 		append(append([]byte{1, 2}, bytes.Repeat([]byte{1}, 8)...), make([]byte, 246)...), // first byte not zero

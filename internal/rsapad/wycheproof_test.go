@@ -4,33 +4,21 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rsa"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math/big"
 	"os"
 	"testing"
+
+	"github.com/offcrypt/offcrypt/internal/wycheproof"
 )
 
 // The Wycheproof files in testdata/ are copied from the C2SP wycheproof
 // repository (testvectors_v1/, Apache-2.0, see testdata/LICENSE).
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
-
 type wycheKey struct {
-	Modulus         hexBytes `json:"modulus"`
-	PublicExponent  hexBytes `json:"publicExponent"`
-	PrivateExponent hexBytes `json:"privateExponent"`
+	Modulus         wycheproof.Hex `json:"modulus"`
+	PublicExponent  wycheproof.Hex `json:"publicExponent"`
+	PrivateExponent wycheproof.Hex `json:"privateExponent"`
 }
 
 func (k wycheKey) private() *rsa.PrivateKey {
@@ -43,20 +31,13 @@ func (k wycheKey) private() *rsa.PrivateKey {
 
 type wycheFile struct {
 	Groups []struct {
-		SHA        string   `json:"sha"`
-		MGFSHA     string   `json:"mgfSha"`
-		SLen       int      `json:"sLen"`
-		KeySize    int      `json:"keySize"`
-		PrivateKey wycheKey `json:"privateKey"`
-		PublicKey  wycheKey `json:"publicKey"`
-		Tests      []struct {
-			TcID   int      `json:"tcId"`
-			Msg    hexBytes `json:"msg"`
-			CT     hexBytes `json:"ct"`
-			Sig    hexBytes `json:"sig"`
-			Label  hexBytes `json:"label"`
-			Result string   `json:"result"`
-		} `json:"tests"`
+		SHA        string            `json:"sha"`
+		MGFSHA     string            `json:"mgfSha"`
+		SLen       int               `json:"sLen"`
+		KeySize    int               `json:"keySize"`
+		PrivateKey wycheKey          `json:"privateKey"`
+		PublicKey  wycheKey          `json:"publicKey"`
+		Tests      []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
@@ -165,24 +146,7 @@ func TestWycheproofOAEP(t *testing.T) {
 	for _, g := range f.Groups {
 		priv, h, mgf := g.PrivateKey.private(), hashNamed(t, g.SHA), hashNamed(t, g.MGFSHA)
 		for _, tc := range g.Tests {
-			em, ok := rawDecrypt(priv, tc.CT)
-			var (
-				got []byte
-				err = rsa.ErrDecryption
-			)
-			if ok {
-				got, err = DecodeOAEP(em, h, mgf, tc.Label)
-			}
-			switch tc.Result {
-			case "valid":
-				if err != nil || !bytes.Equal(got, tc.Msg) {
-					t.Errorf("tc %d: %x, %v; want %x", tc.TcID, got, err, []byte(tc.Msg))
-				}
-			default:
-				if err != rsa.ErrDecryption || got != nil {
-					t.Errorf("tc %d (%s): %x, %v; want rsa.ErrDecryption", tc.TcID, tc.Result, got, err)
-				}
-			}
+			checkDecode(t, priv, tc, func(em []byte) ([]byte, error) { return DecodeOAEP(em, h, mgf, tc.Label) })
 		}
 	}
 }
@@ -194,28 +158,35 @@ func TestWycheproofPKCS1v15Decrypt(t *testing.T) {
 	for _, g := range f.Groups {
 		priv := g.PrivateKey.private()
 		for _, tc := range g.Tests {
-			em, ok := rawDecrypt(priv, tc.CT)
-			var (
-				got []byte
-				err = rsa.ErrDecryption
-			)
-			if ok {
-				got, err = DecodePKCS1v15(em)
-			}
-			switch tc.Result {
-			case "valid":
-				if err != nil || !bytes.Equal(got, tc.Msg) {
-					t.Errorf("tc %d: %x, %v; want %x", tc.TcID, got, err, []byte(tc.Msg))
-				}
-			default:
-				if !errors.Is(err, rsa.ErrDecryption) || got != nil {
-					t.Errorf("tc %d (%s): %x, %v; want rsa.ErrDecryption", tc.TcID, tc.Result, got, err)
-				}
-			}
+			checkDecode(t, priv, tc, DecodePKCS1v15)
 			if len(tc.CT) == priv.Size() {
 				checkSessionKey(t, priv, tc.CT, len(tc.Msg))
 				checkSessionKey(t, priv, tc.CT, 16)
 			}
+		}
+	}
+}
+
+// checkDecode decrypts tc's ciphertext raw and decodes it: a valid vector
+// gives its message, any other the bare rsa.ErrDecryption.
+func checkDecode(t *testing.T, priv *rsa.PrivateKey, tc wycheproof.Test, decode func([]byte) ([]byte, error)) {
+	t.Helper()
+	em, ok := rawDecrypt(priv, tc.CT)
+	var (
+		got []byte
+		err = rsa.ErrDecryption
+	)
+	if ok {
+		got, err = decode(em)
+	}
+	switch tc.Result {
+	case "valid":
+		if err != nil || !bytes.Equal(got, tc.Msg) {
+			t.Errorf("tc %d: %x, %v; want %x", tc.TcID, got, err, []byte(tc.Msg))
+		}
+	default:
+		if err != rsa.ErrDecryption || got != nil {
+			t.Errorf("tc %d (%s): %x, %v; want the bare rsa.ErrDecryption", tc.TcID, tc.Result, got, err)
 		}
 	}
 }

@@ -18,9 +18,9 @@ import (
 // aes_cbc_pkcs5_test.json (IndCpaTest).
 type aesFile struct {
 	TestGroups []struct {
-		KeySize int       `json:"keySize"`
-		IVSize  int       `json:"ivSize"`
-		TagSize int       `json:"tagSize"`
+		KeySize int               `json:"keySize"`
+		IVSize  int               `json:"ivSize"`
+		TagSize int               `json:"tagSize"`
 		Tests   []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }

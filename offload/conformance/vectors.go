@@ -45,37 +45,37 @@ var hashNames = map[string]crypto.Hash{
 
 type sigGenFile struct {
 	TestGroups []struct {
-		PrivateKeyPkcs8 string      `json:"privateKeyPkcs8"`
-		SHA             string      `json:"sha"`
+		PrivateKeyPkcs8 string            `json:"privateKeyPkcs8"`
+		SHA             string            `json:"sha"`
 		Tests           []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type oaepFile struct {
 	TestGroups []struct {
-		PrivateKeyPkcs8 string      `json:"privateKeyPkcs8"`
-		SHA             string      `json:"sha"`
-		MGFSha          string      `json:"mgfSha"`
+		PrivateKeyPkcs8 string            `json:"privateKeyPkcs8"`
+		SHA             string            `json:"sha"`
+		MGFSha          string            `json:"mgfSha"`
 		Tests           []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type pssFile struct {
 	TestGroups []struct {
-		KeySize int         `json:"keySize"`
-		SHA     string      `json:"sha"`
-		MGF     string      `json:"mgf"`
-		MGFSha  string      `json:"mgfSha"`
-		SLen    int         `json:"sLen"`
+		KeySize int               `json:"keySize"`
+		SHA     string            `json:"sha"`
+		MGF     string            `json:"mgf"`
+		MGFSha  string            `json:"mgfSha"`
+		SLen    int               `json:"sLen"`
 		Tests   []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type mldsaFile struct {
 	TestGroups []struct {
-		PrivateSeed wycheproof.Hex `json:"privateSeed"`
-		PublicKey   wycheproof.Hex `json:"publicKey"`
-		Tests       []wycheproof.Test    `json:"tests"`
+		PrivateSeed wycheproof.Hex    `json:"privateSeed"`
+		PublicKey   wycheproof.Hex    `json:"publicKey"`
+		Tests       []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 

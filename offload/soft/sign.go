@@ -112,8 +112,10 @@ func (s *signOp) prepare(req *offload.SignRequest, p *offload.SignParams) error 
 		_, ok = s.handle.(rsaKey)
 	case offload.RSAPSS:
 		_, ok = s.handle.(rsaKey)
-		// The salt length is already resolved; a resolved 0 is also what
-		// rsa.PSSSaltLengthAuto resolves to on this modulus.
+		// The salt length is resolved. crypto/rsa reads a SaltLength of 0
+		// as rsa.PSSSaltLengthAuto, the longest salt the modulus takes;
+		// Check resolves to 0 only when that longest salt is 0, so the two
+		// agree.
 		s.pss = rsa.PSSOptions{SaltLength: p.SaltLength, Hash: p.Hash}
 	case offload.Ed25519, offload.Ed25519ph, offload.Ed25519ctx:
 		_, ok = s.handle.(edKey)

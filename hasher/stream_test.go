@@ -98,6 +98,12 @@ func TestDigestFault(t *testing.T) {
 	}
 }
 
+// The signer package's types sign streams without hasher importing it.
+var (
+	_ hasher.AsyncSigner = (*signer.Signer)(nil)
+	_ hasher.AsyncSigner = (*signer.Decrypter)(nil)
+)
+
 func TestSignStream(t *testing.T) {
 	eng := newSoft(t, soft.Options{MaxInline: 4096, Latency: 50 * time.Microsecond})
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -135,12 +141,14 @@ func TestSignStream(t *testing.T) {
 	s, _ := signer.New(key)
 	for _, tc := range []struct {
 		name string
-		s    *signer.Signer
+		s    hasher.AsyncSigner
 		opts crypto.SignerOpts
 		r    io.Reader
 		want error
 	}{
 		{"nil signer", nil, crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
+		{"nil *signer.Signer", (*signer.Signer)(nil), crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
+		{"zero signer.Signer", &signer.Signer{}, crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
 		{"no hash", s, crypto.Hash(0), bytes.NewReader(data), offload.ErrInvalid},
 		{"nil opts", s, nil, bytes.NewReader(data), offload.ErrInvalid},
 		{"unsupported hash", s, crypto.SHA3_256, bytes.NewReader(data), offload.ErrUnsupported},

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -199,7 +198,7 @@ func TestClientLeaves(t *testing.T) {
 	eng := newEngine(t, soft.Options{Latency: time.Second})
 	rec := &recorder{ContextSigner: offloaded(t, eng, stdKey(kP256), false)}
 	cert := certFor(t, p, rec, "localhost")
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -237,7 +236,7 @@ func TestClientLeaves(t *testing.T) {
 	if st.Completed != 0 || st.Failed != 1 {
 		t.Errorf("engine completed %d, failed %d; want 0 and 1", st.Completed, st.Failed)
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 // TestSignTimeout: Options.SignTimeout gives up a slow engine.

@@ -9,9 +9,9 @@
 // none fails the check, so a new directory needs a decision here.
 //
 //   - contract: offload, the core every other part speaks. Standard library
-//     only, and nothing else of the module. Its external test package
-//     (package offload_test, where the examples live) may use an engine, as
-//     any user does, and the internal test helpers.
+//     only, and nothing else of the module. Its tests may use the internal
+//     test helpers, and its external test package (package offload_test,
+//     where the examples live) an engine, as any user does.
 //   - suite: offload/conformance, the test suite every engine runs. It
 //     receives engines from its caller, so its code imports no engine and no
 //     adapter; it applies the fault-injecting wrapper from outside. Its own
@@ -272,7 +272,7 @@ func (p *Policy) rule(from string, fn node, set Set, imp string) string {
 	case program:
 		ok = true
 	case contract:
-		ok = tn.class == contract || set == XTest && (tn.class == engine || tn.class == internal)
+		ok = tn.class == contract || tests && tn.class == internal || set == XTest && tn.class == engine
 	case suite:
 		ok = tn.class == contract || tn.class == internal || tn.class == wrapper || tn.class == suite ||
 			tests && tn.class == engine

@@ -25,7 +25,7 @@ func TestCheck(t *testing.T) {
 		want []string
 	}{
 		{"the graph as it should be", []Package{
-			{Path: m("offload"), Imports: []string{"context", "crypto"}, XTestImports: ms("offload", "offload/soft", "internal/testwait")},
+			{Path: m("offload"), Imports: []string{"context", "crypto"}, TestImports: ms("internal/leakcheck"), XTestImports: ms("offload", "offload/soft", "internal/testwait")},
 			{Path: m("offload/soft"), Imports: ms("offload", "internal/exec"), TestImports: ms("internal/leakcheck"), XTestImports: ms("offload/conformance", "offload/soft")},
 			{Path: m("offload/pkcs11"), Imports: append(ms("offload", "offload/pkcs11/internal/wire"), "github.com/miekg/pkcs11"), CgoFiles: []string{"sym.go"}},
 			{Path: m("offload/pkcs11/internal/wire"), Imports: ms("offload")},

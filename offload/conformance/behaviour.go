@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +96,7 @@ func behaviour(t *testing.T, f Factory, m mode) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			leaks := leakcheck.Check(t)
 			s := newSuite(t, f, m)
 			w := s.workload(t)
 			c.run(t, s, w)
@@ -107,7 +106,7 @@ func behaviour(t *testing.T, f Factory, m mode) {
 			if n := s.Engine.Stats(); n.Op(offload.OpSign).InFlight != 0 || n.Op(offload.OpRandom).InFlight != 0 {
 				t.Errorf("operations in flight after Close:\n%v", n)
 			}
-			leakcheck.Wait(t, before)
+			leaks()
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,7 +99,7 @@ func sign(e offload.Engine, ctx context.Context, key *offload.Key, msg string) *
 }
 
 func TestWrapPassThrough(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := importer{newFake()}
 	w := inject.Wrap(inner, inject.Options{})
 	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || w.Inner() != offload.Engine(inner) {
@@ -159,7 +158,7 @@ func TestWrapPassThrough(t *testing.T) {
 			t.Errorf("%s after Close: %v", name, err)
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestWrapNoImporter(t *testing.T) {
@@ -281,7 +280,7 @@ func TestWrapFaults(t *testing.T) {
 }
 
 func TestWrapDrop(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 	w := inject.Wrap(inner, inject.Options{Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpSign }, Drop: true}}})
@@ -317,11 +316,11 @@ func TestWrapDrop(t *testing.T) {
 	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 0 {
 		t.Fatalf("dropped requests reached the inner engine: %+v", s)
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestWrapConcurrentCancel(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 	w := inject.Wrap(inner, inject.Options{Jitter: 500 * time.Microsecond,
@@ -354,7 +353,7 @@ func TestWrapConcurrentCancel(t *testing.T) {
 	wg.Wait()
 	w.Close()
 	waitFor(t, func() bool { return resolved.Load() == 300 })
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -7,8 +7,11 @@ require (
 	github.com/miekg/pkcs11 v1.1.2
 )
 
+// Used by tests only: internal/leakcheck (and offload/conformance, a test
+// suite, through it).
+require go.uber.org/goleak v1.3.0
+
 require (
-	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/tlsconfig"
 )
 
@@ -61,7 +62,10 @@ func benchHandshakes(b *testing.B, srv, cli *tls.Config) {
 			})
 		}
 	})
-	defer func() { ln.Close(); wg.Wait() }()
+	defer func() {
+		ln.Close()
+		testwait.Group(b, &wg, "the benchmark server's connections to end")
+	}()
 	addr := ln.Addr().String()
 	b.ResetTimer()
 	for b.Loop() {

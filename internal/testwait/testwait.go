@@ -2,9 +2,9 @@
 // channel, a WaitGroup, a future or a condition fails with a message naming
 // what it waited for, instead of hanging until the test binary's timeout.
 //
-// Every wait gives up after 20 seconds, far beyond what any test here needs
-// under the race detector on a busy machine, and well inside go test's
-// default timeout. The helpers call t.Fatalf, so they belong on the test's
+// Every wait gives up after a minute: far beyond what any test here needs,
+// even a device's under the race detector on a busy machine, and well inside
+// go test's default timeout of ten minutes. The helpers call t.Fatalf, so they belong on the test's
 // own goroutine.
 package testwait
 
@@ -16,7 +16,7 @@ import (
 )
 
 // bound is how long a wait lasts before the test fails.
-var bound = 20 * time.Second
+var bound = time.Minute
 
 // Recv returns the next value from ch, or the zero value once ch is closed,
 // and fails t if neither happens within the bound.

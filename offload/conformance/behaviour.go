@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -67,16 +68,6 @@ func (s *suite) workload(t *testing.T) workload {
 	}
 	t.Skip("the engine claims neither a signature nor random bytes")
 	return workload{}
-}
-
-// resolvedWithin waits for f, failing the test if it never resolves.
-func resolvedWithin(t *testing.T, f offload.Awaitable, what string) {
-	t.Helper()
-	select {
-	case <-f.Done():
-	case <-time.After(time.Minute):
-		t.Fatalf("%s: future never resolved", what)
-	}
 }
 
 func behaviour(t *testing.T, f Factory, m mode) {
@@ -151,7 +142,7 @@ func cancelRaces(t *testing.T, s *suite, w workload) {
 	}
 	delivered, cancelled := 0, 0
 	for i, f := range futures {
-		resolvedWithin(t, f, fmt.Sprintf("request %d", i))
+		testwait.Done(t, f, fmt.Sprintf("request %d", i))
 		v, err := f.Poll()
 		switch {
 		case err == nil:
@@ -169,7 +160,7 @@ func cancelRaces(t *testing.T, s *suite, w workload) {
 			t.Errorf("request %d: %v", i, err)
 		}
 		// Resolution is final.
-		v2, err2 := f.Wait(context.Background())
+		v2, err2 := testwait.Wait(t, f, fmt.Sprintf("request %d, resolved", i))
 		if !bytes.Equal(v, v2) || err != err2 {
 			t.Errorf("request %d changed after resolving", i)
 		}
@@ -202,7 +193,7 @@ func closeInFlight(t *testing.T, s *suite, w workload) {
 	closed := make(chan error, 1)
 	go func() { closed <- s.Engine.Close() }()
 	for i, f := range futures {
-		resolvedWithin(t, f, fmt.Sprintf("request %d", i))
+		testwait.Done(t, f, fmt.Sprintf("request %d", i))
 		v, err := f.Poll()
 		switch {
 		case err == nil:
@@ -214,13 +205,8 @@ func closeInFlight(t *testing.T, s *suite, w workload) {
 			t.Errorf("request %d: %v, want a result or ErrClosed", i, err)
 		}
 	}
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Close never returned")
+	if err := testwait.Recv(t, closed, "Close"); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 	// Every call now fails with ErrClosed.
 	ctx := context.Background()
@@ -319,7 +305,7 @@ func manyWaiters(t *testing.T, s *suite, w workload) {
 			vals[i], errs[i] = f.Wait(ctx)
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the waiters on one future")
 	for i := range n {
 		if !bytes.Equal(vals[i], vals[0]) || errs[i] != errs[0] {
 			t.Fatalf("waiter %d saw %x, %v; waiter 0 saw %x, %v", i, vals[i], errs[i], vals[0], errs[0])

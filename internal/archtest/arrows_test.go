@@ -80,13 +80,16 @@ func moduleRoot(t *testing.T) string {
 // fails on every edge that points the wrong way.
 func TestArrows(t *testing.T) {
 	root := moduleRoot(t)
-	var used []Edge
-	for _, env := range [][]string{
+	envs := [][]string{
 		{"CGO_ENABLED=1"},
 		{"CGO_ENABLED=0"},
 		{"CGO_ENABLED=0", "GOOS=windows"}, // tlsconfig has files per OS
-	} {
+	}
+	var used []Edge
+	ran := 0
+	for _, env := range envs {
 		t.Run(strings.Join(env, ","), func(t *testing.T) {
+			ran++
 			violations, u := Rules.Check(goList(t, root, env...))
 			for _, v := range violations {
 				t.Errorf("%v", v)
@@ -97,6 +100,9 @@ func TestArrows(t *testing.T) {
 				}
 			}
 		})
+	}
+	if ran < len(envs) {
+		return // -run chose some: an edge may be in the graphs left out
 	}
 	for _, e := range Rules.Allowed {
 		if !slices.Contains(used, e) {

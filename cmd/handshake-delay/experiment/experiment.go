@@ -21,12 +21,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/localca"
+	"github.com/offcrypt/offcrypt/cmd/handshake-delay/loopback"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -86,7 +85,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	roots, leaf, err := localca.Issue("handshake-delay CA", priv.Public())
+	roots, leaf, err := loopback.Issue("handshake-delay CA", priv.Public())
 	if err != nil {
 		return res, err
 	}
@@ -95,33 +94,11 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 		return res, err
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := loopback.Serve(ctx, tlsconfig.Server(cert))
 	if err != nil {
 		return res, err
 	}
-	srvCfg := tlsconfig.Server(cert)
-	var srv sync.WaitGroup
-	srvCtx, stop := context.WithCancel(ctx)
-	srv.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			srv.Go(func() {
-				defer conn.Close()
-				tc := tls.Server(conn, srvCfg)
-				if tc.HandshakeContext(srvCtx) == nil {
-					tc.Write([]byte{1})
-				}
-			})
-		}
-	})
-	defer func() {
-		stop()
-		ln.Close()
-		srv.Wait()
-	}()
+	defer stop()
 
 	cliCfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
 	var (
@@ -135,7 +112,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	for i := range c.N {
 		cli.Go(func() {
 			t0 := time.Now()
-			err := handshake(ctx, ln.Addr().String(), cliCfg)
+			err := handshake(ctx, addr, cliCfg)
 			times[i] = time.Since(t0)
 			if err == nil {
 				ok.Add(1)

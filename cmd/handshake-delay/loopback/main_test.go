@@ -1,4 +1,4 @@
-package localca
+package loopback
 
 import (
 	"os"

@@ -12,7 +12,9 @@ import (
 	"testing"
 )
 
-func TestIssue(t *testing.T) {
+// issue makes a P-256 key and a certificate for it with Issue.
+func issue(t *testing.T) (*ecdsa.PrivateKey, *x509.CertPool, []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -21,6 +23,11 @@ func TestIssue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, pool, der
+}
+
+func TestIssue(t *testing.T) {
+	key, pool, der := issue(t)
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +43,7 @@ func TestIssue(t *testing.T) {
 // TestServe handshakes with a server from Serve, with a certificate from
 // Issue, and stops it: TestMain finds any goroutine it leaves.
 func TestServe(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, der, err := Issue("test CA", key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, pool, der := issue(t)
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	addr, stop, err := Serve(context.Background(), &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {

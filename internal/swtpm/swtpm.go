@@ -124,6 +124,7 @@ func (s *TPM) Restart(t testing.TB) {
 }
 
 // Tool runs a tpm2-tools command against this swtpm and returns its output.
+// swtpm serves one connection at a time: no Device may be open on it.
 // Without tpm2-tools the test is skipped, or fails when CI=true.
 func (s *TPM) Tool(t testing.TB, dir string, name string, args ...string) string {
 	t.Helper()
@@ -144,16 +145,22 @@ func (s *TPM) Tool(t testing.TB, dir string, name string, args ...string) string
 	return string(out)
 }
 
-// freePorts returns two loopback ports that were free a moment ago.
+// freePorts returns two consecutive loopback ports that were free a moment
+// ago (the swtpm TCTI of tpm2-tools takes the control port to be the data
+// port plus one).
 func freePorts() ([2]int, error) {
-	var p [2]int
-	for i := range p {
+	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return p, err
+			return [2]int{}, err
 		}
-		p[i] = l.Addr().(*net.TCPAddr).Port
-		defer l.Close()
+		p := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
+		_ = l.Close()
+		if err == nil {
+			_ = l2.Close()
+			return [2]int{p, p + 1}, nil
+		}
 	}
-	return p, nil
+	return [2]int{}, errors.New("swtpm: no two consecutive free loopback ports")
 }

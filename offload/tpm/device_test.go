@@ -19,9 +19,14 @@ import (
 )
 
 // openSwtpm starts a swtpm and opens a Device on it, closed when t ends.
-func openSwtpm(t *testing.T, cfg Config) (*Device, *swtpm.TPM) {
+// Setup, when given, runs first (tpm2-tools cannot reach a swtpm that
+// serves a Device).
+func openSwtpm(t *testing.T, cfg Config, setup ...func(*swtpm.TPM)) (*Device, *swtpm.TPM) {
 	t.Helper()
 	s := swtpm.Start(t)
+	for _, f := range setup {
+		f(s)
+	}
 	cfg.Address = s.Addr
 	d, err := Open(testCtx(t), cfg)
 	if err != nil {

@@ -46,7 +46,9 @@ func (e *rcError) Is(target error) bool {
 		return is(tpm2.TPMRCValue, tpm2.TPMRCSize, tpm2.TPMRCKey, tpm2.TPMRCScheme, tpm2.TPMRCKeySize,
 			tpm2.TPMRCAttributes, tpm2.TPMRCType, tpm2.TPMRCHash, tpm2.TPMRCIntegrity, tpm2.TPMRCSymmetric)
 	case rsa.ErrDecryption:
-		return e.decrypt && is(tpm2.TPMRCValue)
+		// swtpm (libtpms) answers TPM_RC_FAILURE, not TPM_RC_VALUE, to a
+		// ciphertext whose padding does not check, and stays healthy.
+		return e.decrypt && is(tpm2.TPMRCValue, tpm2.TPMRCFailure)
 	}
 	return false
 }

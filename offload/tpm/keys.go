@@ -144,8 +144,9 @@ func (d *Device) CreateKey(ctx context.Context, spec KeySpec) (*Key, error) {
 	if err != nil {
 		return nil, d.slotError("loading the storage root key", err)
 	}
+	// TPM2_Create needs a free object slot while it works.
 	var rsp *tpm2.CreateResponse
-	err = d.run(ctx, func(t transport.TPM) (err error) {
+	err = d.runSlot(ctx, nil, func(t transport.TPM) (err error) {
 		rsp, err = tpm2.Create{
 			ParentHandle: tpm2.AuthHandle{Handle: parent, Name: d.srkName, Auth: d.authFor(nil, true, false)},
 			InSensitive:  tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{UserAuth: tpm2.TPM2BAuth{Buffer: auth}}},

@@ -270,12 +270,24 @@ func (d *Device) createSRK(ctx context.Context) (tpm2.TPMHandle, error) {
 	return h, err
 }
 
+// runSlot runs fn, which uses key k, making room when the TPM needs a
+// free object slot for it (a persistent key is loaded into one for the
+// command's duration).
+func (d *Device) runSlot(ctx context.Context, k *Key, fn func(t transport.TPM) error) error {
+	var keep *object
+	if k != nil {
+		keep = k.obj
+	}
+	_, err := d.inSlot(ctx, keep, func() (tpm2.TPMHandle, error) { return 0, d.run(ctx, fn) })
+	return err
+}
+
 // readPublic reads the public area and name of a loaded or persistent
 // object.
 func (d *Device) readPublic(ctx context.Context, h tpm2.TPMHandle) (*tpm2.TPMTPublic, tpm2.TPM2BName, error) {
 	var pub *tpm2.TPMTPublic
 	var name tpm2.TPM2BName
-	err := d.run(ctx, func(t transport.TPM) error {
+	err := d.runSlot(ctx, nil, func(t transport.TPM) error {
 		rsp, err := tpm2.ReadPublic{ObjectHandle: h}.Execute(t)
 		if err != nil {
 			return wrapRC("ReadPublic", err)

@@ -3,6 +3,7 @@ package tpm
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"fmt"
 	"math/big"
 
@@ -53,7 +54,7 @@ func (d *Device) sign(ctx context.Context, k *Key, digest []byte, scheme tpm2.TP
 		return nil, err
 	}
 	var sig *tpm2.TPMTSignature
-	err = d.run(ctx, func(t transport.TPM) error {
+	err = d.runSlot(ctx, k, func(t transport.TPM) error {
 		kh.Auth = d.authFor(auth, true, false)
 		rsp, err := tpm2.Sign{
 			KeyHandle:  kh,
@@ -192,12 +193,15 @@ func (d *Device) rsaDecrypt(ctx context.Context, k *Key, c []byte, scheme tpm2.T
 	if len(c) != (k.bits+7)/8 {
 		return nil, fmt.Errorf("tpm: ciphertext of %d bytes for an RSA-%d key: %w", len(c), k.bits, offload.ErrInvalid)
 	}
+	if new(big.Int).SetBytes(c).Cmp(k.public.(*rsa.PublicKey).N) >= 0 {
+		return nil, fmt.Errorf("tpm: ciphertext not below the modulus: %w: %w", offload.ErrInvalid, rsa.ErrDecryption)
+	}
 	kh, auth, err := d.use(ctx, k)
 	if err != nil {
 		return nil, err
 	}
 	var out []byte
-	err = d.run(ctx, func(t transport.TPM) error {
+	err = d.runSlot(ctx, k, func(t transport.TPM) error {
 		kh.Auth = d.authFor(auth, true, true)
 		rsp, err := tpm2.RSADecrypt{
 			KeyHandle:  kh,

@@ -342,12 +342,12 @@ func (d *Device) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, o := range d.objects {
-			if o.handle != 0 && o.gen == d.gen {
+			if o.handle != 0 && o.gen == d.gen && d.link != nil {
 				errs = append(errs, d.flush(ctx, o.handle))
 			}
 			o.handle = 0
 		}
-		if d.sess != nil && d.sess.handle != 0 {
+		if d.link != nil && d.sess != nil && d.sess.handle != 0 {
 			errs = append(errs, d.flush(ctx, d.sess.handle))
 		}
 		if d.link != nil {

@@ -255,7 +255,7 @@ func (d *Device) createSRK(ctx context.Context) (tpm2.TPMHandle, error) {
 	err := d.run(ctx, func(t transport.TPM) error {
 		rsp, err := tpm2.CreatePrimary{
 			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(owner)},
-			InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+			InPublic:      tpm2.New2B(srkTemplate()),
 		}.Execute(t)
 		if err != nil {
 			return wrapRC("CreatePrimary", err)
@@ -280,6 +280,16 @@ func (d *Device) runSlot(ctx context.Context, k *Key, fn func(t transport.TPM) e
 	}
 	_, err := d.inSlot(ctx, keep, func() (tpm2.TPMHandle, error) { return 0, d.run(ctx, fn) })
 	return err
+}
+
+// srkTemplate is the storage root key template of TPM 2.0 key files (and of
+// tpm2-openssl, tpm2-tss-engine and go-tpm-keyfiles): the TCG's ECC P-256
+// SRK template with an empty unique field. The same template with a
+// zero-filled unique field makes a different key.
+func srkTemplate() tpm2.TPMTPublic {
+	t := tpm2.ECCSRKTemplate
+	t.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{})
+	return t
 }
 
 // readPublic reads the public area and name of a loaded or persistent

@@ -282,7 +282,10 @@ func TestBadInput(t *testing.T) {
 		{"empty persistent handle", func() error { _, err := d.PersistentKey(ctx, 0x81000123, nil); return err }, offload.ErrNotFound},
 		{"not a persistent handle", func() error { _, err := d.PersistentKey(ctx, 0x80000001, nil); return err }, offload.ErrInvalid},
 		{"persistent storage key", func() error { _, err := d.PersistentKey(ctx, 0x81000009, nil); return err }, errWrongKey},
-		{"malformed key file", func() error { _, err := d.LoadKeyFile(ctx, []byte("-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n"), nil); return err }, offload.ErrInvalid},
+		{"malformed key file", func() error {
+			_, err := d.LoadKeyFile(ctx, []byte("-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n"), nil)
+			return err
+		}, offload.ErrInvalid},
 		{"not PEM", func() error { _, err := d.LoadKeyFile(ctx, []byte("hello"), nil); return err }, offload.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

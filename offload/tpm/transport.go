@@ -45,7 +45,6 @@ type conn struct {
 	rw  io.ReadWriteCloser
 	dl  deadliner // nil when rw has no deadlines (some character devices)
 	ctx context.Context
-	buf []byte
 }
 
 // deadliner is the part of net.Conn and *os.File that bounds a blocked read

@@ -107,15 +107,12 @@ func (d *Device) Capabilities(ctx context.Context) (Capabilities, error) {
 
 // testRSA asks the TPM (TPM2_TestParms) whether it makes RSA keys of bits.
 func (d *Device) testRSA(ctx context.Context, bits int) (bool, error) {
-	err := d.run(ctx, func(t transport.TPM) error {
-		_, err := tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{
-			Type: tpm2.TPMAlgRSA,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
-				Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-				Scheme:    tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgNull},
-				KeyBits:   tpm2.TPMKeyBits(bits),
-			}),
-		}}.Execute(t)
+	tmpl, err := KeySpec{Type: offload.KeyRSA, Bits: bits}.template()
+	if err != nil {
+		return false, err
+	}
+	err = d.run(ctx, func(t transport.TPM) error {
+		_, err := tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{Type: tpm2.TPMAlgRSA, Parameters: tmpl.Parameters}}.Execute(t)
 		return wrapRC("TestParms", err)
 	})
 	switch {

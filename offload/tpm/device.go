@@ -278,8 +278,8 @@ func (d *Device) run(ctx context.Context, fn func(t transport.TPM) error) error 
 			return err
 		}
 	}
-	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
-		return err
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -34,6 +34,7 @@ type Key struct {
 
 	persistent tpm2.TPMHandle // non-zero for a persistent key
 	obj        *object        // a transient key's blobs and slot
+	parent     tpm2.TPMHandle // a transient key's parent, as its key file names it
 
 	auth     AuthFunc
 	authVal  []byte
@@ -156,7 +157,7 @@ func (d *Device) CreateKey(ctx context.Context, spec KeySpec) (*Key, error) {
 	})
 	d.unpin(d.srk)
 	if err != nil {
-		return nil, err
+		return nil, d.slotError("making the key", err)
 	}
 	k, err := d.newTransient(ctx, rsp.OutPublic, rsp.OutPrivate)
 	if err != nil {
@@ -181,6 +182,7 @@ func (d *Device) newTransient(ctx context.Context, pub tpm2.TPM2BPublic, priv tp
 		return nil, err
 	}
 	k.obj = &object{kind: kindKey, gen: d.gen, pub: pub, priv: priv}
+	k.parent = d.parentHandle()
 	d.track(k.obj)
 	if _, err := d.pin(ctx, k.obj); err != nil {
 		_ = d.forget(ctx, k.obj)
@@ -280,6 +282,16 @@ func (d *Device) LoadKeyFile(ctx context.Context, pemBytes []byte, auth AuthFunc
 	return k, nil
 }
 
+// parentHandle is how a key file names this device's storage root key: the
+// owner hierarchy (0x40000001) for the SRK made from the standard template,
+// its persistent handle otherwise.
+func (d *Device) parentHandle() tpm2.TPMHandle {
+	if d.srk == nil {
+		return d.srkPers
+	}
+	return tpm2.TPMRHOwner
+}
+
 // checkParent accepts the parent a key file names when it is this device's
 // storage root key: the owner hierarchy's standard primary (0x40000001, what
 // the format writes for a key under it), or the persistent SRK handle.
@@ -300,8 +312,7 @@ func (k *Key) KeyFile() ([]byte, error) {
 	if k.obj == nil {
 		return nil, fmt.Errorf("tpm: a persistent key has no key file: %w", offload.ErrInvalid)
 	}
-	parent := tpm2.TPMRHOwner
-	opts := []keyfile.TPMKeyOption{keyfile.WithParent(parent), keyfile.WithUserAuth(nil)}
+	opts := []keyfile.TPMKeyOption{keyfile.WithParent(k.parent), keyfile.WithUserAuth(nil)}
 	tk := keyfile.NewTPMKey(keyfile.OIDLoadableKey, k.obj.pub, k.obj.priv, opts...)
 	tk.EmptyAuth = k.auth == nil
 	var b bytes.Buffer

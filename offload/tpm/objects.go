@@ -77,6 +77,7 @@ func (d *Device) pin(ctx context.Context, o *object) (tpm2.TPMHandle, error) {
 		// Loaded or saved on a connection that is gone.
 		o.handle, o.saved = 0, nil
 		if o.kind == kindSequence {
+			_ = d.forget(ctx, o)
 			return 0, fmt.Errorf("tpm: hash sequence: %w", ErrObjectLost)
 		}
 		o.gen = d.gen

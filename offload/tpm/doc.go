@@ -39,6 +39,17 @@
 // so signatures do cross in clear; the session's HMAC still proves they
 // came from the TPM unchanged.
 //
+// # RSA-PSS salt
+//
+// TPMs differ in the PSS salt TPM2_Sign produces. swtpm (libtpms 0.9)
+// salts with the hash length, what TLS 1.3 requires; chips that use the
+// largest salt the modulus allows exist. RSA keys made here may both sign
+// and decrypt with the null scheme, so RSARaw (TPM2_RSA_Decrypt as the raw
+// private-key operation) with padding encoded in Go serves every salt
+// length on any TPM. For the same reason, OAEP labels that do not end in a
+// zero byte (the TPM hashes the label with a terminating zero) go through
+// RSARaw too.
+//
 // A TPM has few object slots (three on swtpm). Keys, hash sequences and a
 // created storage root key share them: the Device loads each on demand and,
 // when the TPM is full, moves the least recently used one out (a key is

@@ -126,8 +126,13 @@ func (c *conn) fail(what string, err error) error {
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	if cerr := c.ctx.Err(); cerr != nil {
+	if c.ctx.Err() != nil {
 		return fmt.Errorf("tpm: %s: %w: %w", what, ErrTransport, context.Cause(c.ctx))
+	}
+	// The stream's deadline is the context's: it may fire a moment before
+	// the context's own timer does.
+	if dl, ok := c.ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return fmt.Errorf("tpm: %s: %w: %w", what, ErrTransport, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("tpm: %s: %w: %w", what, ErrTransport, err)
 }

@@ -147,3 +147,47 @@ func TestECDSAHashSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseFlushesEverything: after Close, the TPM holds no transient
+// object or session of the device's.
+func TestCloseFlushesEverything(t *testing.T) {
+	s := swtpm.Start(t)
+	ctx := testCtx(t)
+	d, err := Open(ctx, Config{Address: s.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := d.CreateKey(ctx, KeySpec{Type: offload.KeyECDSAP256}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.StartHash(ctx, crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := d.Random(ctx, make([]byte, 1)); !errors.Is(err, offload.ErrClosed) {
+		t.Fatalf("Random after Close: %v", err)
+	}
+	check, err := Open(ctx, Config{Address: s.Addr, NoParameterEncryption: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	objs, err := check.handles(ctx, 0x80000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := check.handles(ctx, 0x02000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || len(sess) != 0 { // the checking device's own SRK
+		t.Fatalf("after Close the TPM holds objects %v and sessions %v", objs, sess)
+	}
+}

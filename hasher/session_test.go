@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/hasher"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
@@ -356,7 +357,7 @@ func TestStatefulDigest(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			eng := newStateful(t, 64)
 			data := bytes.Repeat([]byte{byte(n), 7}, n)[:n]
-			got, err := hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)).Wait(context.Background())
+			got, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)), "Digest")
 			if err != nil || !bytes.Equal(got, sha256Of(data)) {
 				t.Fatalf("%x, %v", got, err)
 			}
@@ -368,7 +369,7 @@ func TestStatefulDigest(t *testing.T) {
 	t.Run("failure", func(t *testing.T) {
 		eng := newStateful(t, 64)
 		eng.failAt = 2
-		_, err := hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(make([]byte, 1000))).Wait(context.Background())
+		_, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(make([]byte, 1000))), "Digest that fails")
 		if !errors.Is(err, errDevice) {
 			t.Fatalf("%v", err)
 		}

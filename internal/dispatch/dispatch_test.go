@@ -3,7 +3,6 @@ package dispatch
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +203,7 @@ func TestCancelWhileRunning(t *testing.T) {
 }
 
 func TestCloseFailsQueuedAndParked(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config{Name: "test", Workers: 1, MaxInFlight: 8, Inject: inject.New(inject.Options{
 		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Drop: true}},
 	})})
@@ -245,11 +244,11 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	if p.InFlight() != 0 {
 		t.Errorf("InFlight after Close = %d", p.InFlight())
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestCloseFailsDelayed(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 4, Inject: inject.New(inject.Options{Latency: time.Hour})})
 	released := make(chan int, 2)
 	fs := []*offload.Future[int]{
@@ -268,7 +267,7 @@ func TestCloseFailsDelayed(t *testing.T) {
 			t.Errorf("delayed %d after Close: %v", i, err)
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestNotReadyRequeues(t *testing.T) {
@@ -369,7 +368,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 }
 
 func TestConcurrentCancelRace(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config{Name: "test", Workers: 2, MaxInFlight: 8, Inject: inject.New(inject.Options{Jitter: 200 * time.Microsecond})})
 	var delivered, releasedN atomic.Int32
 	var wg sync.WaitGroup
@@ -405,7 +404,7 @@ func TestConcurrentCancelRace(t *testing.T) {
 	if s.Submitted != 400 || s.Completed+s.Failed != 400 || s.Completed != uint64(delivered.Load()) {
 		t.Fatalf("stats %+v, delivered %d", s, delivered.Load())
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func BenchmarkSubmit(b *testing.B) {

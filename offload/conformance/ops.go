@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -79,7 +81,7 @@ func (s *suite) unsupported(t *testing.T, a offload.Algorithm) {
 	case offload.OpRandom:
 		f = s.Engine.Random(ctx, &offload.RandomRequest{N: 16})
 	}
-	<-f.Done()
+	testwait.Done(t, f, fmt.Sprintf("%v, not claimed", a))
 	err := f.Err()
 	switch {
 	case s.injected(err):

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -586,7 +587,7 @@ func TestCancel(t *testing.T) {
 
 func TestCloseWithWaiters(t *testing.T) {
 	needHSM(t)
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	e, err := Open(context.Background(), Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN), MaxInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -655,15 +656,7 @@ func TestCloseWithWaiters(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	// No goroutine left behind.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	leaks()
 }
 
 func TestConcurrentSigns(t *testing.T) {

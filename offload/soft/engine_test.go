@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -328,7 +327,7 @@ func TestInjectFaults(t *testing.T) {
 }
 
 func TestCloseInFlight(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	e, err := New(Options{Workers: 2, MaxInFlight: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +375,7 @@ func TestCloseInFlight(t *testing.T) {
 			}
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestStats(t *testing.T) {

@@ -7,28 +7,28 @@ import (
 	"os"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/handshakedelay"
+	"github.com/offcrypt/offcrypt/cmd/handshake-delay/experiment"
 )
 
-// runDelay runs the delayed-engine experiment (internal/handshakedelay): a
+// runDelay runs the delayed-engine experiment (cmd/handshake-delay/experiment): a
 // TLS server whose soft engine adds cfg.delay to every private-key
 // operation, cfg.n handshakes at once with the engine admitting all of them
 // ("async"), then cfg.stackedN handshakes with the engine admitting one at a
 // time ("stacked").
 func runDelay(w io.Writer, cfg config) error {
 	const alg = "ecdsa"
-	priv, err := handshakedelay.Key(alg)
+	priv, err := experiment.Key(alg)
 	if err != nil {
 		return err
 	}
-	runs := []handshakedelay.Config{{Mode: "async", Alg: alg, Delay: cfg.delay, N: cfg.n, MaxInFlight: cfg.n}}
+	runs := []experiment.Config{{Mode: "async", Alg: alg, Delay: cfg.delay, N: cfg.n, MaxInFlight: cfg.n}}
 	if cfg.stackedN > 0 {
-		runs = append(runs, handshakedelay.Config{Mode: "stacked", Alg: alg, Delay: cfg.delay, N: cfg.stackedN, MaxInFlight: 1})
+		runs = append(runs, experiment.Config{Mode: "stacked", Alg: alg, Delay: cfg.delay, N: cfg.stackedN, MaxInFlight: 1})
 	}
-	var results []handshakedelay.Result
+	var results []experiment.Result
 	for _, c := range runs {
 		fmt.Fprintf(os.Stderr, "delay: %s run, %d handshakes, engine limit %d, %v per signature ...\n", c.Mode, c.N, c.MaxInFlight, c.Delay)
-		r, err := handshakedelay.Run(context.Background(), c, priv)
+		r, err := experiment.Run(context.Background(), c, priv)
 		if err != nil {
 			return err
 		}

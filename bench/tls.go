@@ -10,11 +10,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"runtime"
-	"sync"
 
-	"github.com/offcrypt/offcrypt/internal/localca"
+	"github.com/offcrypt/offcrypt/cmd/handshake-delay/loopback"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -53,7 +51,7 @@ func tlsPair(alg string, callers int, cfg config) (direct, offc float64, err err
 	if err != nil {
 		return 0, 0, err
 	}
-	roots, leaf, err := localca.Issue("offcrypt bench CA", priv.Public())
+	roots, leaf, err := loopback.Issue("offcrypt bench CA", priv.Public())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -82,12 +80,12 @@ func tlsPair(alg string, callers int, cfg config) (direct, offc float64, err err
 	}
 	cli := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
 
-	directAddr, stopDirect, err := serveTLS(directCfg)
+	directAddr, stopDirect, err := loopback.Serve(context.Background(), directCfg)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stopDirect()
-	offAddr, stopOff, err := serveTLS(offCfg)
+	offAddr, stopOff, err := loopback.Serve(context.Background(), offCfg)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -102,34 +100,6 @@ func tlsPair(alg string, callers int, cfg config) (direct, offc float64, err err
 	}
 	return compare(func() error { return handshakeOnce(directAddr, cli) },
 		func() error { return handshakeOnce(offAddr, cli) }, callers, cfg)
-}
-
-// serveTLS serves TLS on a loopback port: each connection completes a
-// handshake, gets one byte and is closed. stop closes the listener and waits
-// for every connection's goroutine.
-func serveTLS(cfg *tls.Config) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				tc := tls.Server(c, cfg)
-				if tc.HandshakeContext(ctx) == nil {
-					tc.Write([]byte{1})
-				}
-			})
-		}
-	})
-	return ln.Addr().String(), func() { cancel(); ln.Close(); wg.Wait() }, nil
 }
 
 // handshakeOnce dials addr, completes a full handshake and reads the

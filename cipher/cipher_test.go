@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	ocipher "github.com/offcrypt/offcrypt/cipher"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
@@ -199,10 +200,10 @@ func TestGCMBadInput(t *testing.T) {
 			if _, err := g.OpenContext(ctx, nil, make([]byte, n), sealed, aad); !errors.Is(err, offload.ErrInvalid) {
 				t.Fatalf("OpenContext: %v", err)
 			}
-			if _, err := g.SealAsync(ctx, nil, make([]byte, n), pt, aad).Wait(ctx); !errors.Is(err, offload.ErrInvalid) {
+			if _, err := testwait.Wait(t, g.SealAsync(ctx, nil, make([]byte, n), pt, aad), "SealAsync"); !errors.Is(err, offload.ErrInvalid) {
 				t.Fatalf("SealAsync: %v", err)
 			}
-			if _, err := g.OpenAsync(ctx, nil, make([]byte, n), sealed, aad).Wait(ctx); !errors.Is(err, offload.ErrInvalid) {
+			if _, err := testwait.Wait(t, g.OpenAsync(ctx, nil, make([]byte, n), sealed, aad), "OpenAsync"); !errors.Is(err, offload.ErrInvalid) {
 				t.Fatalf("OpenAsync: %v", err)
 			}
 		}
@@ -212,7 +213,7 @@ func TestGCMBadInput(t *testing.T) {
 			if _, err := a.Open(nil, nonce, sealed[:n], aad); err != ocipher.ErrOpen {
 				t.Fatalf("%d bytes: %v", n, err)
 			}
-			if _, err := g.OpenAsync(ctx, nil, nonce, sealed[:n], aad).Wait(ctx); err != ocipher.ErrOpen {
+			if _, err := testwait.Wait(t, g.OpenAsync(ctx, nil, nonce, sealed[:n], aad), "OpenAsync"); err != ocipher.ErrOpen {
 				t.Fatalf("%d bytes, async: %v", n, err)
 			}
 		}
@@ -239,7 +240,7 @@ func TestGCMBadInput(t *testing.T) {
 			if err.Error() != "cipher: message authentication failed" {
 				t.Fatalf("message %q", err)
 			}
-			if _, err := g.OpenAsync(ctx, nil, tc.n, tc.sealed, tc.aad).Wait(ctx); !errors.Is(err, ocipher.ErrOpen) {
+			if _, err := testwait.Wait(t, g.OpenAsync(ctx, nil, tc.n, tc.sealed, tc.aad), "OpenAsync"); !errors.Is(err, ocipher.ErrOpen) {
 				t.Fatalf("%s: OpenAsync = %v", tc.name, err)
 			}
 		}
@@ -275,7 +276,7 @@ func TestGCMDeviceFailure(t *testing.T) {
 	if _, err := g.SealContext(ctx, nil, nonce, []byte("x"), nil); !errors.Is(err, errBoom) {
 		t.Fatalf("SealContext = %v", err)
 	}
-	if _, err := g.SealAsync(ctx, nil, nonce, []byte("x"), nil).Wait(ctx); !errors.Is(err, errBoom) {
+	if _, err := testwait.Wait(t, g.SealAsync(ctx, nil, nonce, []byte("x"), nil), "SealAsync"); !errors.Is(err, errBoom) {
 		t.Fatalf("SealAsync = %v", err)
 	}
 	// A device failure is not an authentication failure.
@@ -324,7 +325,7 @@ func TestGCMAsync(t *testing.T) {
 			}
 			nonce := make([]byte, 12)
 			nonce[0] = byte(i)
-			pt, err := g.OpenAsync(ctx, []byte("p"), nonce, got[1:], nil).Wait(ctx)
+			pt, err := testwait.Wait(t, g.OpenAsync(ctx, []byte("p"), nonce, got[1:], nil), "OpenAsync")
 			if err != nil || !bytes.Equal(pt[1:], bytes.Repeat([]byte{byte(i)}, i*10)) || pt[0] != 'p' {
 				t.Fatalf("OpenAsync %d = %v", i, err)
 			}

@@ -3,7 +3,6 @@ package cipher_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	ocipher "github.com/offcrypt/offcrypt/cipher"
+	"github.com/offcrypt/offcrypt/internal/wycheproof"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
@@ -20,34 +20,11 @@ import (
 type wycheproofFile struct {
 	Algorithm string `json:"algorithm"`
 	Groups    []struct {
-		IVSize  int `json:"ivSize"`
-		KeySize int `json:"keySize"`
-		TagSize int `json:"tagSize"`
-		Tests   []struct {
-			ID      int      `json:"tcId"`
-			Comment string   `json:"comment"`
-			Key     hexBytes `json:"key"`
-			IV      hexBytes `json:"iv"`
-			AAD     hexBytes `json:"aad"`
-			Msg     hexBytes `json:"msg"`
-			CT      hexBytes `json:"ct"`
-			Tag     hexBytes `json:"tag"`
-			Result  string   `json:"result"`
-			Flags   []string `json:"flags"`
-		} `json:"tests"`
+		IVSize  int               `json:"ivSize"`
+		KeySize int               `json:"keySize"`
+		TagSize int               `json:"tagSize"`
+		Tests   []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
-}
-
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
 }
 
 func loadWycheproof(t *testing.T, name string) *wycheproofFile {
@@ -76,7 +53,7 @@ func TestWycheproofGCM(t *testing.T) {
 			t.Fatalf("group with a %d-bit tag: this package does 16-byte tags only", g.TagSize)
 		}
 		for _, tc := range g.Tests {
-			t.Run(fmt.Sprintf("%d", tc.ID), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%d", tc.TcID), func(t *testing.T) {
 				key, err := eng.ImportKey([]byte(tc.Key))
 				if err != nil {
 					t.Fatal(err)
@@ -128,7 +105,7 @@ func TestWycheproofCBC(t *testing.T) {
 	ctx := context.Background()
 	for _, g := range f.Groups {
 		for _, tc := range g.Tests {
-			t.Run(fmt.Sprintf("%d", tc.ID), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%d", tc.TcID), func(t *testing.T) {
 				key, err := eng.ImportKey([]byte(tc.Key))
 				if err != nil {
 					t.Fatal(err)

@@ -87,9 +87,9 @@
 //
 // Digest hashes a whole io.Reader and returns an *offload.Future at once,
 // so the caller can do other work meanwhile; SignStream does the same and
-// then signs the digest through a *signer.Signer, the "hash a large file,
-// then sign the digest" pipeline. Both read the next chunk of the stream
-// while the engine hashes the previous one.
+// then signs the digest through an AsyncSigner such as *signer.Signer, the
+// "hash a large file, then sign the digest" pipeline. Both read the next
+// chunk of the stream while the engine hashes the previous one.
 //
 // # Concurrency
 //

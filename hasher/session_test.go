@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/hasher"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
 
@@ -356,7 +358,7 @@ func TestStatefulDigest(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			eng := newStateful(t, 64)
 			data := bytes.Repeat([]byte{byte(n), 7}, n)[:n]
-			got, err := hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)).Wait(context.Background())
+			got, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)), "Digest")
 			if err != nil || !bytes.Equal(got, sha256Of(data)) {
 				t.Fatalf("%x, %v", got, err)
 			}
@@ -368,7 +370,7 @@ func TestStatefulDigest(t *testing.T) {
 	t.Run("failure", func(t *testing.T) {
 		eng := newStateful(t, 64)
 		eng.failAt = 2
-		_, err := hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(make([]byte, 1000))).Wait(context.Background())
+		_, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(make([]byte, 1000))), "Digest that fails")
 		if !errors.Is(err, errDevice) {
 			t.Fatalf("%v", err)
 		}
@@ -376,4 +378,44 @@ func TestStatefulDigest(t *testing.T) {
 			t.Fatalf("%d sessions open", k)
 		}
 	})
+}
+
+// An engine whose hashing keeps state on the device keeps it through
+// inject.Wrap: hasher finds the wrapper's hash sessions and uses them (a
+// wrapper that hid them would make it send stateless requests, which such
+// an engine refuses), and the wrapper's faults reach the session's
+// requests.
+func TestStatefulThroughInject(t *testing.T) {
+	boom := errors.New("injected")
+	for _, tc := range []struct {
+		name    string
+		faultAt uint64 // the wrapper's request that fails; 0: none
+	}{{"clean", 0}, {"fault on the second update", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := newStateful(t, 64)
+			o := inject.Options{Latency: time.Microsecond}
+			if tc.faultAt != 0 {
+				o.Faults = []inject.Fault{{If: func(r inject.Request) bool { return r.Seq == tc.faultAt }, Err: boom}}
+			}
+			w := inject.Wrap(eng, o)
+			t.Cleanup(func() { w.Close() })
+			h := newHash(t, w, crypto.SHA256)
+			data := bytes.Repeat([]byte("0123456789abcdef"), 20) // 5 updates of 64 bytes
+			_, werr := h.WriteContext(context.Background(), data)
+			sum, err := h.SumContext(context.Background(), nil)
+			if tc.faultAt != 0 {
+				if !errors.Is(errors.Join(werr, err), boom) {
+					t.Fatalf("the injected fault was lost: write %v, sum %v", werr, err)
+				}
+			} else if werr != nil || err != nil || !bytes.Equal(sum, sha256Of(data)) {
+				t.Fatalf("write %v; sum %x, %v; want %x", werr, sum, err, sha256Of(data))
+			}
+			if eng.opened == 0 {
+				t.Fatal("hasher did not use the wrapped engine's hash sessions")
+			}
+			if n := eng.openSessions(); n != 0 {
+				t.Fatalf("%d sessions left open", n)
+			}
+		})
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 
 	"github.com/offcrypt/offcrypt/offload"
-	"github.com/offcrypt/offcrypt/signer"
 )
 
 // Digest hashes everything r yields with h on eng and returns the digest's
@@ -55,6 +54,16 @@ func pipeline(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reade
 	return p.Future()
 }
 
+// An AsyncSigner signs digests with a key that an offload engine holds and
+// returns the signature's future: *signer.Signer and *signer.Decrypter are
+// AsyncSigners.
+type AsyncSigner interface {
+	// Key returns the engine's key, nil if there is none.
+	Key() *offload.Key
+	// SignAsync signs digest, made with opts.HashFunc(), with opts.
+	SignAsync(ctx context.Context, digest []byte, opts crypto.SignerOpts) *offload.Future[[]byte]
+}
+
 // SignStream hashes everything r yields on the engine that holds s's key,
 // with opts.HashFunc(), then signs the digest through s with opts, and
 // returns the signature's future at once: the "hash a large file, then sign
@@ -66,7 +75,7 @@ func pipeline(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reade
 // crypto.SHA512 for Ed25519ph, ...): schemes that sign the message itself
 // have no digest to stream. Failures of either stage resolve the future with
 // an error.
-func SignStream(ctx context.Context, s *signer.Signer, r io.Reader, opts crypto.SignerOpts) *offload.Future[[]byte] {
+func SignStream(ctx context.Context, s AsyncSigner, r io.Reader, opts crypto.SignerOpts) *offload.Future[[]byte] {
 	if s == nil || s.Key() == nil {
 		return offload.Failed[[]byte](fmt.Errorf("hasher: %w: nil signer", offload.ErrInvalid))
 	}

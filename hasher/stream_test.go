@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/hasher"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
@@ -45,7 +46,7 @@ func TestDigest(t *testing.T) {
 				"data+EOF":  iotest.DataErrReader(bytes.NewReader(data)),
 				"multi EOF": io.MultiReader(bytes.NewReader(data[:n/2]), bytes.NewReader(data[n/2:])),
 			} {
-				got, err := hasher.Digest(context.Background(), eng, h, r).Wait(context.Background())
+				got, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, h, r), "Digest")
 				if err != nil || !bytes.Equal(got, want.Sum(nil)) {
 					t.Fatalf("%v, %d bytes, %s: Digest = %x, %v", h, n, name, got, err)
 				}
@@ -74,7 +75,7 @@ func TestDigestErrors(t *testing.T) {
 		{"cancelled", cancelled, eng, crypto.SHA256, bytes.NewReader(streamData(5000)), context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := hasher.Digest(tc.ctx, tc.eng, tc.h, tc.r).Wait(ctx)
+			_, err := testwait.Wait(t, hasher.Digest(tc.ctx, tc.eng, tc.h, tc.r), "Digest")
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Digest = %v, want %v", err, tc.want)
 			}
@@ -91,12 +92,18 @@ func TestDigestFault(t *testing.T) {
 			If:  func(r inject.Request) bool { return r.Seq == k },
 			Err: errBoom,
 		}}})
-		got, err := hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)).Wait(context.Background())
+		got, err := testwait.Wait(t, hasher.Digest(context.Background(), eng, crypto.SHA256, bytes.NewReader(data)), "Digest with a fault")
 		if !errors.Is(err, errBoom) || got != nil {
 			t.Fatalf("request %d failed: Digest = %x, %v", k, got, err)
 		}
 	}
 }
+
+// The signer package's types sign streams without hasher importing it.
+var (
+	_ hasher.AsyncSigner = (*signer.Signer)(nil)
+	_ hasher.AsyncSigner = (*signer.Decrypter)(nil)
+)
 
 func TestSignStream(t *testing.T) {
 	eng := newSoft(t, soft.Options{MaxInline: 4096, Latency: 50 * time.Microsecond})
@@ -124,7 +131,7 @@ func TestSignStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sig, err := hasher.SignStream(context.Background(), s, bytes.NewReader(data), tc.opts).Wait(context.Background())
+			sig, err := testwait.Wait(t, hasher.SignStream(context.Background(), s, bytes.NewReader(data), tc.opts), "SignStream")
 			if err != nil || !tc.verify(sig) {
 				t.Fatalf("SignStream = %x, %v", sig, err)
 			}
@@ -135,12 +142,14 @@ func TestSignStream(t *testing.T) {
 	s, _ := signer.New(key)
 	for _, tc := range []struct {
 		name string
-		s    *signer.Signer
+		s    hasher.AsyncSigner
 		opts crypto.SignerOpts
 		r    io.Reader
 		want error
 	}{
 		{"nil signer", nil, crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
+		{"nil *signer.Signer", (*signer.Signer)(nil), crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
+		{"zero signer.Signer", &signer.Signer{}, crypto.SHA256, bytes.NewReader(data), offload.ErrInvalid},
 		{"no hash", s, crypto.Hash(0), bytes.NewReader(data), offload.ErrInvalid},
 		{"nil opts", s, nil, bytes.NewReader(data), offload.ErrInvalid},
 		{"unsupported hash", s, crypto.SHA3_256, bytes.NewReader(data), offload.ErrUnsupported},
@@ -148,7 +157,7 @@ func TestSignStream(t *testing.T) {
 		{"read error", s, crypto.SHA256, iotest.ErrReader(errBoom), errBoom},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := hasher.SignStream(context.Background(), tc.s, tc.r, tc.opts).Wait(context.Background())
+			_, err := testwait.Wait(t, hasher.SignStream(context.Background(), tc.s, tc.r, tc.opts), "SignStream")
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("SignStream = %v, want %v", err, tc.want)
 			}
@@ -170,7 +179,7 @@ func TestDigestOverlaps(t *testing.T) {
 		pw.Write(data)
 		pw.Close()
 	}()
-	got, err := f.Wait(context.Background())
+	got, err := testwait.Wait(t, f, "Digest of the piped stream")
 	if want := sha512.Sum512(data); err != nil || !bytes.Equal(got, want[:]) {
 		t.Fatalf("Digest = %x, %v", got, err)
 	}

@@ -47,6 +47,12 @@
 // Claim and Complete), Resolved and Failed make futures; Limiter is a
 // first-come-first-served admission gate; Stats keeps per-operation counters
 // and latency quantiles without any dependency; the Check methods on the
-// request types validate requests the same way for every engine. The
-// package offload/conformance holds the suite every engine must pass.
+// request types validate requests the same way for every engine, and those
+// of SignRequest and DecryptRequest hand back what the options ask for,
+// resolved (SignParams, DecryptParams: the algorithm, the hash, the PSS
+// salt length for the key's modulus, the context string, OAEP's hashes and
+// label, the session-key length), so that no engine reads the options
+// itself. PSSSaltLength is crypto/rsa's salt rule and KeyTypeOf types a
+// standard library public key. The package offload/conformance holds the
+// suite every engine must pass.
 package offload

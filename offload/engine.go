@@ -94,6 +94,12 @@ type SignRequest struct {
 }
 
 // A DecryptRequest asks for an RSA decryption.
+//
+// Every engine fails a ciphertext that is longer than the modulus or not
+// below it, and one whose padding is wrong, with an error wrapping
+// rsa.ErrDecryption, as crypto/rsa does; with
+// rsa.PKCS1v15DecryptOptions.SessionKeyLen set, wrong padding instead
+// yields that many fresh random bytes and no error.
 type DecryptRequest struct {
 	Call
 	Key        *Key

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/testwait"
 )
 
 func TestFutureResolveOnce(t *testing.T) {
@@ -35,11 +37,11 @@ func TestFutureResolveOnce(t *testing.T) {
 	if p.Pending() {
 		t.Fatal("resolved promise still pending")
 	}
-	<-f.Done()
+	testwait.Done(t, f, "the resolved future's Done")
 	if v, err := f.Poll(); v != 1 || err != nil {
 		t.Fatalf("Poll = %v, %v; want 1, nil", v, err)
 	}
-	if v, err := f.Wait(context.Background()); v != 1 || err != nil {
+	if v, err := testwait.Wait(t, f, "the resolved future"); v != 1 || err != nil {
 		t.Fatalf("Wait = %v, %v; want 1, nil", v, err)
 	}
 	if err := f.Err(); err != nil {
@@ -61,12 +63,12 @@ func TestFutureFirstWinsConcurrent(t *testing.T) {
 				}
 			}()
 		}
-		wg.Wait()
+		testwait.Group(t, &wg, "8 resolvers")
 		if n := wins.Load(); n != 1 {
 			t.Fatalf("%d resolutions won, want 1", n)
 		}
 		v, _ := p.Future().Poll()
-		v2, _ := p.Future().Wait(context.Background())
+		v2, _ := testwait.Wait(t, p.Future(), "the resolved future")
 		if v != v2 {
 			t.Fatalf("Poll %d and Wait %d disagree", v, v2)
 		}
@@ -83,7 +85,7 @@ func TestFutureWaitContextEnds(t *testing.T) {
 		errc <- err
 	}()
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, errc, "Wait with a cancelled context"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait after cancel = %v, want context.Canceled", err)
 	}
 	if _, err := f.Poll(); err != ErrNotReady {
@@ -102,7 +104,7 @@ func TestFutureWaitContextEnds(t *testing.T) {
 		t.Fatalf("Wait with a deadline = %v", err)
 	}
 	p.Resolve("late", nil)
-	if v, err := f.Wait(context.Background()); v != "late" || err != nil {
+	if v, err := testwait.Wait(t, f, "the future resolved late"); v != "late" || err != nil {
 		t.Fatalf("Wait after resolution = %q, %v", v, err)
 	}
 	// A resolved future answers even a dead context with its value.
@@ -128,9 +130,9 @@ func TestFutureManyWaiters(t *testing.T) {
 			results[i], errs[i] = f.Wait(context.Background())
 		}()
 	}
-	started.Wait()
+	testwait.Group(t, &started, "100 waiters to start")
 	p.Resolve(42, nil)
-	wg.Wait()
+	testwait.Group(t, &wg, "100 waiters on one future")
 	for i := range n {
 		if results[i] != 42 || errs[i] != nil {
 			t.Fatalf("waiter %d got %v, %v", i, results[i], errs[i])
@@ -193,15 +195,12 @@ func TestFutureOnResolveRace(t *testing.T) {
 			}()
 		}
 		go p.Resolve(1, nil)
-		wg.Wait()
-		<-p.Future().Done()
+		testwait.Group(t, &wg, "4 goroutines adding hooks")
+		testwait.Done(t, p.Future(), "the resolved future's Done")
 		// Hooks added concurrently with Resolve run exactly once each; the
 		// ones queued run on the resolving goroutine after Done closes, so
 		// wait for them.
-		deadline := time.Now().Add(5 * time.Second)
-		for n.Load() != 4 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		testwait.Until(t, "4 hooks to run", func() bool { return n.Load() == 4 })
 		if got := n.Load(); got != 4 {
 			t.Fatalf("%d hooks ran, want 4", got)
 		}
@@ -225,7 +224,7 @@ func TestResolvedAndFailed(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	g := Failed[int](boom)
-	if v, err := g.Wait(context.Background()); v != 0 || err != boom {
+	if v, err := testwait.Wait(t, g, "the failed future"); v != 0 || err != boom {
 		t.Fatalf("Failed Wait = %v, %v", v, err)
 	}
 	if g.Err() != boom {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"fmt"
+	"math/big"
 )
 
 // KeyType names the kind of a key.
@@ -151,63 +152,82 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 func (k *Key) Handle() any { return k.handle }
 
 // Check validates a sign request the way every engine must before it goes
-// near a device, and returns the algorithm it asks for. Engines call it and
-// then check the algorithm against their Info. Errors wrap ErrInvalid.
-func (r *SignRequest) Check() (Algorithm, error) {
+// near a device, and resolves what the request's options ask for (see
+// SignParams). Engines call it, check the algorithm against their Info,
+// and then use the parameters instead of reading Opts. Errors wrap
+// ErrInvalid.
+func (r *SignRequest) Check() (SignParams, error) {
 	if r.Key == nil {
-		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
+		return SignParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Digest != nil && r.Message != nil {
-		return 0, fmt.Errorf("%w: both Digest and Message are set", ErrInvalid)
+		return SignParams{}, fmt.Errorf("%w: both Digest and Message are set", ErrInvalid)
 	}
 	h := r.hashFunc()
 	if h != 0 && !h.Available() {
-		return 0, fmt.Errorf("%w: hash %v is not available", ErrInvalid, h)
+		return SignParams{}, fmt.Errorf("%w: hash %v is not available", ErrInvalid, h)
 	}
 	if h != 0 && r.Message == nil && len(r.Digest) != h.Size() {
-		return 0, fmt.Errorf("%w: digest is %d bytes, %v needs %d", ErrInvalid, len(r.Digest), h, h.Size())
+		return SignParams{}, fmt.Errorf("%w: digest is %d bytes, %v needs %d", ErrInvalid, len(r.Digest), h, h.Size())
 	}
-	_, pss := r.Opts.(*rsa.PSSOptions)
+	p := SignParams{Hash: h}
+	pssOpts, pss := r.Opts.(*rsa.PSSOptions)
 	edOpts, ed := r.Opts.(*ed25519.Options)
 	if pss && r.Key.typ != KeyRSA {
-		return 0, fmt.Errorf("%w: PSS options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: PSS options for a %v key", ErrInvalid, r.Key.typ)
 	}
 	if ed && r.Key.typ != KeyEd25519 {
-		return 0, fmt.Errorf("%w: Ed25519 options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: Ed25519 options for a %v key", ErrInvalid, r.Key.typ)
 	}
+	var err error
 	switch r.Key.typ {
 	case KeyECDSAP256, KeyECDSAP384, KeyECDSAP521:
 		if h == 0 {
-			return 0, fmt.Errorf("%w: ECDSA needs a hash function", ErrInvalid)
+			return SignParams{}, fmt.Errorf("%w: ECDSA needs a hash function", ErrInvalid)
 		}
-		return ECDSAP256 + Algorithm(r.Key.typ-KeyECDSAP256), nil
+		p.Alg = ECDSAP256 + Algorithm(r.Key.typ-KeyECDSAP256)
 	case KeyRSA:
+		p.Alg = RSAPKCS1v15
 		if pss {
 			if h == 0 {
-				return 0, fmt.Errorf("%w: RSA-PSS needs a hash function", ErrInvalid)
+				return SignParams{}, fmt.Errorf("%w: RSA-PSS needs a hash function", ErrInvalid)
 			}
-			return RSAPSS, nil
+			p.Alg = RSAPSS
+			if p.SaltLength, err = PSSSaltLength(r.Key.bits, h, pssOpts.SaltLength); err != nil {
+				return SignParams{}, err
+			}
 		}
-		return RSAPKCS1v15, nil
 	case KeyEd25519:
 		switch {
 		case h == crypto.SHA512:
-			return Ed25519ph, nil
+			p.Alg = Ed25519ph
 		case h != 0:
-			return 0, fmt.Errorf("%w: Ed25519 takes no hash, or SHA-512 for Ed25519ph; got %v", ErrInvalid, h)
+			return SignParams{}, fmt.Errorf("%w: Ed25519 takes no hash, or SHA-512 for Ed25519ph; got %v", ErrInvalid, h)
 		case ed && edOpts.Context != "":
-			return Ed25519ctx, nil
+			p.Alg = Ed25519ctx
+		default:
+			p.Alg = Ed25519
 		}
-		return Ed25519, nil
+		if ed && edOpts.Context != "" {
+			p.Context = []byte(edOpts.Context)
+		}
 	case KeyEd448:
-		return Ed448, nil
+		p.Alg = Ed448
 	case KeyMLDSA44, KeyMLDSA65, KeyMLDSA87:
 		if h != 0 {
-			return 0, fmt.Errorf("%w: ML-DSA signs the message, not a %v digest", ErrInvalid, h)
+			return SignParams{}, fmt.Errorf("%w: ML-DSA signs the message, not a %v digest", ErrInvalid, h)
 		}
-		return MLDSA44 + Algorithm(r.Key.typ-KeyMLDSA44), nil
+		p.Alg = MLDSA44 + Algorithm(r.Key.typ-KeyMLDSA44)
+		if o, ok := r.Opts.(*MLDSAOptions); ok && o != nil {
+			p.Context, p.Deterministic = o.Context, o.Deterministic
+		}
+	default:
+		return SignParams{}, fmt.Errorf("%w: a %v key cannot sign", ErrInvalid, r.Key.typ)
 	}
-	return 0, fmt.Errorf("%w: a %v key cannot sign", ErrInvalid, r.Key.typ)
+	if len(p.Context) > 255 {
+		return SignParams{}, fmt.Errorf("%w: %v context of %d bytes, at most 255", ErrInvalid, p.Alg, len(p.Context))
+	}
+	return p, nil
 }
 
 func (r *SignRequest) hashFunc() crypto.Hash {
@@ -225,28 +245,54 @@ func (r *SignRequest) Input() []byte {
 	return r.Digest
 }
 
-// Check validates a decrypt request and returns the algorithm it asks for.
+// Check validates a decrypt request and resolves what its options ask for
+// (see DecryptParams). A ciphertext longer than the modulus or not below
+// it, and a session key that cannot fit in the modulus, fail with
+// rsa.ErrDecryption, as in crypto/rsa.
 // Errors wrap ErrInvalid.
-func (r *DecryptRequest) Check() (Algorithm, error) {
+func (r *DecryptRequest) Check() (DecryptParams, error) {
 	if r.Key == nil {
-		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
+		return DecryptParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Key.typ != KeyRSA {
-		return 0, fmt.Errorf("%w: a %v key cannot decrypt", ErrInvalid, r.Key.typ)
+		return DecryptParams{}, fmt.Errorf("%w: a %v key cannot decrypt", ErrInvalid, r.Key.typ)
 	}
 	if len(r.Ciphertext) == 0 {
-		return 0, fmt.Errorf("%w: empty ciphertext", ErrInvalid)
+		return DecryptParams{}, fmt.Errorf("%w: empty ciphertext", ErrInvalid)
+	}
+	k := (r.Key.bits + 7) / 8
+	if len(r.Ciphertext) > k {
+		return DecryptParams{}, fmt.Errorf("%w: %d-byte ciphertext for a %d-byte modulus: %w", ErrInvalid, len(r.Ciphertext), k, rsa.ErrDecryption)
+	}
+	if pub, ok := r.Key.pub.(*rsa.PublicKey); ok && pub.N != nil && new(big.Int).SetBytes(r.Ciphertext).Cmp(pub.N) >= 0 {
+		return DecryptParams{}, fmt.Errorf("%w: ciphertext not below the modulus: %w", ErrInvalid, rsa.ErrDecryption)
 	}
 	switch o := r.Opts.(type) {
-	case nil, *rsa.PKCS1v15DecryptOptions:
-		return RSAPKCS1v15Decrypt, nil
-	case *rsa.OAEPOptions:
-		if !o.Hash.Available() || (o.MGFHash != 0 && !o.MGFHash.Available()) {
-			return 0, fmt.Errorf("%w: OAEP hash %v / MGF hash %v not available", ErrInvalid, o.Hash, o.MGFHash)
+	case nil:
+		return DecryptParams{Alg: RSAPKCS1v15Decrypt}, nil
+	case *rsa.PKCS1v15DecryptOptions:
+		p := DecryptParams{Alg: RSAPKCS1v15Decrypt}
+		if o != nil && o.SessionKeyLen > 0 {
+			p.SessionKeyLen = o.SessionKeyLen
+			if k-(p.SessionKeyLen+11) < 0 {
+				return DecryptParams{}, fmt.Errorf("%w: a %d-byte session key cannot fit a %d-byte modulus: %w", ErrInvalid, p.SessionKeyLen, k, rsa.ErrDecryption)
+			}
 		}
-		return RSAOAEP, nil
+		return p, nil
+	case *rsa.OAEPOptions:
+		if o == nil {
+			break
+		}
+		p := DecryptParams{Alg: RSAOAEP, Hash: o.Hash, MGFHash: o.MGFHash, Label: o.Label}
+		if p.MGFHash == 0 {
+			p.MGFHash = p.Hash
+		}
+		if !p.Hash.Available() || !p.MGFHash.Available() {
+			return DecryptParams{}, fmt.Errorf("%w: OAEP hash %v / MGF hash %v not available", ErrInvalid, o.Hash, o.MGFHash)
+		}
+		return p, nil
 	}
-	return 0, fmt.Errorf("%w: decrypter options of type %T", ErrInvalid, r.Opts)
+	return DecryptParams{}, fmt.Errorf("%w: decrypter options of type %T", ErrInvalid, r.Opts)
 }
 
 // Check validates a hash request and returns the algorithm it asks for.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/testwait"
 )
 
 func TestLimiterFIFO(t *testing.T) {
@@ -25,11 +27,11 @@ func TestLimiterFIFO(t *testing.T) {
 			}
 			order <- i
 		}()
-		waitFor(t, func() bool { return waiters(l) == i+1 })
+		testwait.Until(t, "the next waiter to queue", func() bool { return waiters(l) == i+1 })
 	}
 	for want := range n {
 		l.Release()
-		if got := <-order; got != want {
+		if got := testwait.Recv(t, order, "the next waiter's admission"); got != want {
 			t.Fatalf("waiter %d admitted when %d was due", got, want)
 		}
 	}
@@ -58,9 +60,9 @@ func TestLimiterAcquireContext(t *testing.T) {
 	live, cancel2 := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- l.Acquire(live) }()
-	waitFor(t, func() bool { return waiters(l) == 1 })
+	testwait.Until(t, "a waiter to queue", func() bool { return waiters(l) == 1 })
 	cancel2()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, errc, "the cancelled Acquire"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire cancelled while waiting = %v", err)
 	}
 	if l.InUse() != 2 || waiters(l) != 0 {
@@ -99,10 +101,10 @@ func TestLimiterCancelRacesGrant(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { errc <- l.Acquire(ctx) }()
-		waitFor(t, func() bool { return waiters(l) == 1 })
+		testwait.Until(t, "a waiter to queue", func() bool { return waiters(l) == 1 })
 		go cancel()
 		l.Release()
-		if err := <-errc; err == nil {
+		if err := testwait.Recv(t, errc, "the racing Acquire"); err == nil {
 			l.Release()
 		}
 		if l.InUse() != 0 || waiters(l) != 0 {
@@ -122,10 +124,10 @@ func TestLimiterTryAcquireNeverJumps(t *testing.T) {
 		}
 		close(done)
 	}()
-	waitFor(t, func() bool { return waiters(l) == 1 })
+	testwait.Until(t, "a waiter to queue", func() bool { return waiters(l) == 1 })
 	// Free one slot; the waiter must get it, not a TryAcquire.
 	l.Release()
-	<-done
+	testwait.Recv(t, done, "the waiter's Acquire")
 	if l.TryAcquire() {
 		t.Fatal("TryAcquire took a slot that was not free")
 	}
@@ -165,19 +167,6 @@ func waiters(l *Limiter) int {
 	return l.waiters.Len()
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// bound; it asserts a state, never a duration.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 // Many goroutines taking and returning slots, some through Acquire with
 // contexts that end: the limit is never exceeded and nothing is lost.
 func TestLimiterStress(t *testing.T) {
@@ -212,7 +201,7 @@ func TestLimiterStress(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the storm of Acquires")
 	if l.InUse() != 0 || waiters(l) != 0 || l.nwait.Load() != 0 {
 		t.Fatalf("after the storm: %d in use, %d waiters (%d counted)", l.InUse(), waiters(l), l.nwait.Load())
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/testwait"
 )
 
 func TestQueueCollectBatches(t *testing.T) {
@@ -65,7 +67,7 @@ func TestQueueCollectBatches(t *testing.T) {
 		}
 		got += m
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the resolving goroutines")
 	if q.Len() != 0 {
 		t.Fatalf("Len after collecting everything = %d", q.Len())
 	}
@@ -98,7 +100,7 @@ func TestQueueCollectContext(t *testing.T) {
 		errc <- err
 	}()
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, errc, "the cancelled Collect"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Collect after cancel = %v", err)
 	}
 	if q.Len() != 1 {

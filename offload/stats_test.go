@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/testwait"
 )
 
 func TestStatsCounts(t *testing.T) {
@@ -34,13 +36,13 @@ func TestStatsCounts(t *testing.T) {
 		}()
 	}
 	close(start)
-	began.Wait()
+	testwait.Group(t, &began, "64 operations to start")
 	snap := s.Snapshot()
 	if got := snap.Op(OpSign).InFlight; got != n {
 		t.Fatalf("InFlight = %d with all started, want %d", got, n)
 	}
 	close(hold)
-	wg.Wait()
+	testwait.Group(t, &wg, "64 operations to finish")
 	o := s.Snapshot().Op(OpSign)
 	if o.Submitted != n || o.Completed != n-n/4 || o.Failed != n/4 || o.InFlight != 0 || o.MaxInFlight != n {
 		t.Fatalf("counters %+v", o)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
@@ -89,12 +90,14 @@ func newSoft(t *testing.T, o soft.Options) *soft.Engine {
 // readers lists the ways of reading n bytes that every table runs through.
 var readers = []struct {
 	name string
-	read func(r *rng.Reader, p []byte) (int, error)
+	read func(t testing.TB, r *rng.Reader, p []byte) (int, error)
 }{
-	{"Read", func(r *rng.Reader, p []byte) (int, error) { return r.Read(p) }},
-	{"ReadContext", func(r *rng.Reader, p []byte) (int, error) { return r.ReadContext(context.Background(), p) }},
-	{"ReadAsync", func(r *rng.Reader, p []byte) (int, error) {
-		b, err := r.ReadAsync(context.Background(), len(p)).Wait(context.Background())
+	{"Read", func(_ testing.TB, r *rng.Reader, p []byte) (int, error) { return r.Read(p) }},
+	{"ReadContext", func(_ testing.TB, r *rng.Reader, p []byte) (int, error) {
+		return r.ReadContext(context.Background(), p)
+	}},
+	{"ReadAsync", func(t testing.TB, r *rng.Reader, p []byte) (int, error) {
+		b, err := testwait.Wait(t, r.ReadAsync(context.Background(), len(p)), "ReadAsync")
 		if err != nil {
 			return 0, err
 		}
@@ -120,7 +123,7 @@ func TestChunking(t *testing.T) {
 				for _, eng := range []offload.Engine{fake, softEng} {
 					before := eng.Stats().Op(offload.OpRandom)
 					p := make([]byte, sz.n)
-					n, err := rd.read(rng.New(eng), p)
+					n, err := rd.read(t, rng.New(eng), p)
 					if n != sz.n || err != nil {
 						t.Fatalf("%s: read %d = %d, %v", eng.Info().Name, sz.n, n, err)
 					}
@@ -189,7 +192,7 @@ func TestFailure(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
 					p := make([]byte, c.n)
-					n, err := rd.read(rng.New(c.eng(t)), p)
+					n, err := rd.read(t, rng.New(c.eng(t)), p)
 					if err == nil {
 						t.Fatalf("read %d = %d, nil; want an error", c.n, n)
 					}
@@ -252,7 +255,7 @@ func TestEdgeCases(t *testing.T) {
 	if n, err := rng.New(e).ReadContext(ctx, make([]byte, 10)); n != 0 || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ReadContext = %d, %v", n, err)
 	}
-	if _, err := rng.New(e).ReadAsync(ctx, 10).Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, rng.New(e).ReadAsync(ctx, 10), "ReadAsync with a cancelled context"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ReadAsync err = %v", err)
 	}
 }
@@ -277,7 +280,7 @@ func TestConcurrent(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "16 readers")
 	close(errs)
 	for err := range errs {
 		t.Error(err)

@@ -65,9 +65,9 @@ func (e *fakeEngine) wait() {
 }
 
 func (e *fakeEngine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
-	alg, err := req.Check()
-	if err == nil && !e.Info().Supports(alg) {
-		err = fmt.Errorf("%w: %v", offload.ErrUnsupported, alg)
+	p, err := req.Check()
+	if err == nil && !e.Info().Supports(p.Alg) {
+		err = fmt.Errorf("%w: %v", offload.ErrUnsupported, p.Alg)
 	}
 	if err == nil && req.Key.Engine() != e {
 		err = offload.ErrForeignKey

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/signer"
@@ -340,56 +341,59 @@ func TestBadInput(t *testing.T) {
 			var zeroD signer.Decrypter
 			cases := []struct {
 				name string
-				call func() error
+				call func(t testing.TB) error
 				want error
 			}{
-				{"New(nil)", func() error { _, err := signer.New(nil); return err }, offload.ErrInvalid},
-				{"New(AES)", func() error { _, err := signer.New(offload.NewKey(eng, offload.KeyAES, 128, nil, nil)); return err }, offload.ErrInvalid},
-				{"New(no engine)", func() error {
+				{"New(nil)", func(t testing.TB) error { _, err := signer.New(nil); return err }, offload.ErrInvalid},
+				{"New(AES)", func(t testing.TB) error {
+					_, err := signer.New(offload.NewKey(eng, offload.KeyAES, 128, nil, nil))
+					return err
+				}, offload.ErrInvalid},
+				{"New(no engine)", func(t testing.TB) error {
 					_, err := signer.New(offload.NewKey(nil, offload.KeyECDSAP256, 256, keyP256().Public(), nil))
 					return err
 				}, offload.ErrInvalid},
-				{"NewDecrypter(nil)", func() error { _, err := signer.NewDecrypter(nil); return err }, offload.ErrInvalid},
-				{"NewDecrypter(ECDSA)", func() error { _, err := signer.NewDecrypter(p256.Key()); return err }, offload.ErrInvalid},
-				{"NewDecrypter(Ed25519)", func() error { _, err := signer.NewDecrypter(ed.Key()); return err }, offload.ErrInvalid},
-				{"digest too short", func() error { _, err := p256.Sign(nil, digest32[:20], crypto.SHA256); return err }, offload.ErrInvalid},
-				{"digest too long", func() error { _, err := p256.Sign(nil, digest32, crypto.SHA1); return err }, offload.ErrInvalid},
-				{"nil digest", func() error { _, err := p256.Sign(nil, nil, crypto.SHA256); return err }, offload.ErrInvalid},
-				{"empty digest", func() error { _, err := p256.Sign(nil, []byte{}, crypto.SHA256); return err }, offload.ErrInvalid},
-				{"ECDSA zero hash", func() error { _, err := p256.Sign(nil, digest32, crypto.Hash(0)); return err }, offload.ErrInvalid},
-				{"ECDSA nil opts", func() error { _, err := p256.Sign(nil, digest32, nil); return err }, offload.ErrInvalid},
-				{"ECDSA unknown hash", func() error { _, err := p256.Sign(nil, digest32, crypto.Hash(99)); return err }, offload.ErrInvalid},
-				{"ECDSA PSS opts", func() error {
+				{"NewDecrypter(nil)", func(t testing.TB) error { _, err := signer.NewDecrypter(nil); return err }, offload.ErrInvalid},
+				{"NewDecrypter(ECDSA)", func(t testing.TB) error { _, err := signer.NewDecrypter(p256.Key()); return err }, offload.ErrInvalid},
+				{"NewDecrypter(Ed25519)", func(t testing.TB) error { _, err := signer.NewDecrypter(ed.Key()); return err }, offload.ErrInvalid},
+				{"digest too short", func(t testing.TB) error { _, err := p256.Sign(nil, digest32[:20], crypto.SHA256); return err }, offload.ErrInvalid},
+				{"digest too long", func(t testing.TB) error { _, err := p256.Sign(nil, digest32, crypto.SHA1); return err }, offload.ErrInvalid},
+				{"nil digest", func(t testing.TB) error { _, err := p256.Sign(nil, nil, crypto.SHA256); return err }, offload.ErrInvalid},
+				{"empty digest", func(t testing.TB) error { _, err := p256.Sign(nil, []byte{}, crypto.SHA256); return err }, offload.ErrInvalid},
+				{"ECDSA zero hash", func(t testing.TB) error { _, err := p256.Sign(nil, digest32, crypto.Hash(0)); return err }, offload.ErrInvalid},
+				{"ECDSA nil opts", func(t testing.TB) error { _, err := p256.Sign(nil, digest32, nil); return err }, offload.ErrInvalid},
+				{"ECDSA unknown hash", func(t testing.TB) error { _, err := p256.Sign(nil, digest32, crypto.Hash(99)); return err }, offload.ErrInvalid},
+				{"ECDSA PSS opts", func(t testing.TB) error {
 					_, err := p256.Sign(nil, digest32, &rsa.PSSOptions{Hash: crypto.SHA256})
 					return err
 				}, offload.ErrInvalid},
-				{"ECDSA Ed25519 opts", func() error { _, err := p256.Sign(nil, digest32, &ed25519.Options{}); return err }, offload.ErrInvalid},
-				{"Ed25519 SHA-256", func() error { _, err := ed.Sign(nil, digest32, crypto.SHA256); return err }, offload.ErrInvalid},
-				{"Ed25519 PSS opts", func() error { _, err := ed.Sign(nil, digest32, &rsa.PSSOptions{}); return err }, offload.ErrInvalid},
-				{"RSA-PSS zero hash", func() error { _, err := d.Sign(nil, digest32, &rsa.PSSOptions{}); return err }, offload.ErrInvalid},
-				{"RSA Ed25519 opts", func() error { _, err := d.Sign(nil, digest32, &ed25519.Options{}); return err }, offload.ErrInvalid},
-				{"Decrypt nil", func() error { _, err := d.Decrypt(nil, nil, nil); return err }, offload.ErrInvalid},
-				{"Decrypt empty", func() error { _, err := d.Decrypt(nil, []byte{}, nil); return err }, offload.ErrInvalid},
-				{"Decrypt bad opts", func() error { _, err := d.Decrypt(nil, ct, crypto.SHA256); return err }, offload.ErrInvalid},
-				{"DecryptAsync bad opts", func() error {
-					_, err := d.DecryptAsync(context.Background(), ct, "oaep").Wait(context.Background())
+				{"ECDSA Ed25519 opts", func(t testing.TB) error { _, err := p256.Sign(nil, digest32, &ed25519.Options{}); return err }, offload.ErrInvalid},
+				{"Ed25519 SHA-256", func(t testing.TB) error { _, err := ed.Sign(nil, digest32, crypto.SHA256); return err }, offload.ErrInvalid},
+				{"Ed25519 PSS opts", func(t testing.TB) error { _, err := ed.Sign(nil, digest32, &rsa.PSSOptions{}); return err }, offload.ErrInvalid},
+				{"RSA-PSS zero hash", func(t testing.TB) error { _, err := d.Sign(nil, digest32, &rsa.PSSOptions{}); return err }, offload.ErrInvalid},
+				{"RSA Ed25519 opts", func(t testing.TB) error { _, err := d.Sign(nil, digest32, &ed25519.Options{}); return err }, offload.ErrInvalid},
+				{"Decrypt nil", func(t testing.TB) error { _, err := d.Decrypt(nil, nil, nil); return err }, offload.ErrInvalid},
+				{"Decrypt empty", func(t testing.TB) error { _, err := d.Decrypt(nil, []byte{}, nil); return err }, offload.ErrInvalid},
+				{"Decrypt bad opts", func(t testing.TB) error { _, err := d.Decrypt(nil, ct, crypto.SHA256); return err }, offload.ErrInvalid},
+				{"DecryptAsync bad opts", func(t testing.TB) error {
+					_, err := testwait.Wait(t, d.DecryptAsync(context.Background(), ct, "oaep"), "DecryptAsync")
 					return err
 				}, offload.ErrInvalid},
-				{"zero Signer Sign", func() error { _, err := zero.Sign(nil, digest32, crypto.SHA256); return err }, offload.ErrInvalid},
-				{"zero Signer SignAsync", func() error { return zero.SignAsync(context.Background(), digest32, crypto.SHA256).Err() }, offload.ErrInvalid},
-				{"zero Decrypter", func() error { _, err := zeroD.Decrypt(nil, ct, nil); return err }, offload.ErrInvalid},
-				{"nil Signer", func() error { _, err := (*signer.Signer)(nil).SignMessage(nil, nil, nil); return err }, offload.ErrInvalid},
-				{"cancelled Sign", func() error { _, err := p256.SignContext(cancelled, digest32, crypto.SHA256); return err }, context.Canceled},
-				{"cancelled SignMessage", func() error { _, err := p256.SignMessageContext(cancelled, nil, crypto.SHA256); return err }, context.Canceled},
-				{"cancelled SignAsync", func() error {
-					_, err := p256.SignAsync(cancelled, digest32, crypto.SHA256).Wait(context.Background())
+				{"zero Signer Sign", func(t testing.TB) error { _, err := zero.Sign(nil, digest32, crypto.SHA256); return err }, offload.ErrInvalid},
+				{"zero Signer SignAsync", func(t testing.TB) error { return zero.SignAsync(context.Background(), digest32, crypto.SHA256).Err() }, offload.ErrInvalid},
+				{"zero Decrypter", func(t testing.TB) error { _, err := zeroD.Decrypt(nil, ct, nil); return err }, offload.ErrInvalid},
+				{"nil Signer", func(t testing.TB) error { _, err := (*signer.Signer)(nil).SignMessage(nil, nil, nil); return err }, offload.ErrInvalid},
+				{"cancelled Sign", func(t testing.TB) error { _, err := p256.SignContext(cancelled, digest32, crypto.SHA256); return err }, context.Canceled},
+				{"cancelled SignMessage", func(t testing.TB) error { _, err := p256.SignMessageContext(cancelled, nil, crypto.SHA256); return err }, context.Canceled},
+				{"cancelled SignAsync", func(t testing.TB) error {
+					_, err := testwait.Wait(t, p256.SignAsync(cancelled, digest32, crypto.SHA256), "SignAsync")
 					return err
 				}, context.Canceled},
-				{"cancelled Decrypt", func() error { _, err := d.DecryptContext(cancelled, ct, nil); return err }, context.Canceled},
+				{"cancelled Decrypt", func(t testing.TB) error { _, err := d.DecryptContext(cancelled, ct, nil); return err }, context.Canceled},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					err := c.call()
+					err := c.call(t)
 					if !errors.Is(err, c.want) {
 						t.Fatalf("err = %v, want %v", err, c.want)
 					}
@@ -420,10 +424,13 @@ func TestClosed(t *testing.T) {
 			calls := map[string]func() error{
 				"Sign":        func() error { _, err := s.Sign(nil, digest, crypto.SHA256); return err },
 				"SignMessage": func() error { _, err := s.SignMessage(nil, digest, crypto.SHA256); return err },
-				"SignAsync":   func() error { _, err := s.SignAsync(ctx, digest, crypto.SHA256).Wait(ctx); return err },
-				"Decrypt":     func() error { _, err := d.Decrypt(nil, digest, nil); return err },
+				"SignAsync": func() error {
+					_, err := testwait.Wait(t, s.SignAsync(ctx, digest, crypto.SHA256), "SignAsync after Close")
+					return err
+				},
+				"Decrypt": func() error { _, err := d.Decrypt(nil, digest, nil); return err },
 				"DecryptAsync": func() error {
-					_, err := d.DecryptAsync(ctx, digest, nil).Wait(ctx)
+					_, err := testwait.Wait(t, d.DecryptAsync(ctx, digest, nil), "DecryptAsync after Close")
 					return err
 				},
 			}

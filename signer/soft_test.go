@@ -14,6 +14,7 @@ import (
 	"github.com/cloudflare/circl/sign/ed448"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
@@ -152,7 +153,7 @@ func TestPoll(t *testing.T) {
 			wg.Go(func() { sigs[i], errs[i] = f.Wait(context.Background()) })
 		}
 		close(e.gate)
-		wg.Wait()
+		testwait.Group(t, &wg, "32 waiters on one future")
 		for i := range sigs {
 			if errs[i] != nil || verify(s.Public(), []byte("poll"), sigs[i], crypto.SHA256) != nil {
 				t.Fatalf("waiter %d: err %v, or signature does not verify", i, errs[i])
@@ -183,7 +184,7 @@ func TestPoll(t *testing.T) {
 			})
 		}
 		cancel()
-		wg.Wait()
+		testwait.Group(t, &wg, "16 waiters on a cancelled future")
 		if _, err := f.Poll(); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Poll after cancel: err = %v, want context.Canceled", err)
 		}
@@ -205,7 +206,7 @@ func TestManyWaiters(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "32 waiters on one future")
 }
 
 // TestFaultError: an engine failure reaches the caller of Sign with the

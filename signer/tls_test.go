@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -91,7 +92,7 @@ func handshake(t *testing.T, key crypto.Signer, version uint16, suites []uint16)
 		}
 	}
 	c2.Close()
-	if serr := <-srvErr; serr != nil {
+	if serr := testwait.Recv(t, srvErr, "the server's handshake"); serr != nil {
 		return tls.ConnectionState{}, serr
 	}
 	if err != nil {

@@ -3,8 +3,6 @@ package tlsconfig_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
-	"sync"
 	"testing"
 
 	"github.com/offcrypt/offcrypt/tlsconfig"
@@ -41,44 +39,12 @@ func BenchmarkHandshake(b *testing.B) {
 }
 
 func benchHandshakes(b *testing.B, srv, cli *tls.Config) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				tc := tls.Server(c, srv)
-				if tc.HandshakeContext(context.Background()) == nil {
-					tc.Write([]byte{1})
-				}
-			})
-		}
-	})
-	defer func() { ln.Close(); wg.Wait() }()
-	addr := ln.Addr().String()
+	addr, _ := serve(b, srv)
 	b.ResetTimer()
 	for b.Loop() {
-		if err := handshake1(addr, cli); err != nil {
+		if _, err := dial(context.Background(), addr, cli); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
-}
-
-func handshake1(addr string, cfg *tls.Config) error {
-	c, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var one [1]byte
-	_, err = c.Read(one[:])
-	return err
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -256,11 +257,11 @@ func (l *limited) ImportKey(priv any) (*offload.Key, error) {
 }
 
 func (l *limited) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
-	alg, err := req.Check()
+	p, err := req.Check()
 	if err != nil {
 		return offload.Failed[[]byte](err)
 	}
-	if !slices.Contains(l.algs, alg) {
+	if alg := p.Alg; !slices.Contains(l.algs, alg) {
 		return offload.Failed[[]byte](fmt.Errorf("limited: %w: %v", offload.ErrUnsupported, alg))
 	}
 	r := *req
@@ -319,7 +320,7 @@ func serve(t testing.TB, cfg *tls.Config) (addr string, errs <-chan error) {
 	t.Cleanup(func() {
 		cancel()
 		ln.Close()
-		wg.Wait()
+		testwait.Group(t, &wg, "the test server's connections to end")
 	})
 	return ln.Addr().String(), ch
 }
@@ -339,19 +340,6 @@ func dial(ctx context.Context, addr string, cfg *tls.Config) (tls.ConnectionStat
 		return tc.ConnectionState(), fmt.Errorf("read: %w", err)
 	}
 	return tc.ConnectionState(), nil
-}
-
-// waitFor polls cond until it holds or the test's patience (10 s) runs
-// out; the limit guards against a hang, it does not time anything.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // soft0 is the soft engine's default configuration.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/tlsconfig"
 )
@@ -62,7 +63,7 @@ func httpsServer(t *testing.T, cfg *tls.Config) (port string) {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
-		<-done
+		testwait.Recv(t, done, "the HTTPS server to stop")
 	})
 	_, port, _ = net.SplitHostPort(ln.Addr().String())
 	return port
@@ -258,7 +259,7 @@ func startSServer(t *testing.T, openssl string, args ...string) string {
 		go func() { exited <- cmd.Wait() }()
 		t.Cleanup(func() {
 			cmd.Process.Kill()
-			<-exited
+			testwait.Recv(t, exited, "openssl s_server to exit once killed")
 		})
 		deadline := time.Now().Add(10 * time.Second)
 		for {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/rng"
@@ -95,7 +95,7 @@ func TestNoCertificates(t *testing.T) {
 	if _, err := dial(context.Background(), addr, clientConfig(p, "localhost", 0)); err == nil {
 		t.Fatal("handshake without certificates succeeded")
 	}
-	if err := <-errs; !strings.Contains(err.Error(), "no certificates") {
+	if err := testwait.Recv(t, errs, "the server's handshake error"); !strings.Contains(err.Error(), "no certificates") {
 		t.Errorf("server error %v", err)
 	}
 }
@@ -175,7 +175,7 @@ func TestNoCommonScheme(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "handshake failure") {
 		t.Fatalf("TLS 1.3 handshake: err = %v, want a handshake failure alert", err)
 	}
-	if err := <-errs; !strings.Contains(err.Error(), "signature algorithms") {
+	if err := testwait.Recv(t, errs, "the server's handshake error"); !strings.Contains(err.Error(), "signature algorithms") {
 		t.Errorf("server error %v", err)
 	}
 	if n := eng.Stats().Op(offload.OpSign).Submitted; n != 0 {
@@ -199,7 +199,7 @@ func TestClientLeaves(t *testing.T) {
 	eng := newEngine(t, soft.Options{Latency: time.Second})
 	rec := &recorder{ContextSigner: offloaded(t, eng, stdKey(kP256), false)}
 	cert := certFor(t, p, rec, "localhost")
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,22 +222,22 @@ func TestClientLeaves(t *testing.T) {
 		_, err := dial(ctx, ln.Addr().String(), clientConfig(p, "localhost", tls.VersionTLS13))
 		cliErr <- err
 	}()
-	waitFor(t, "the signature to be pending", func() bool { return eng.Stats().Op(offload.OpSign).InFlight == 1 })
+	testwait.Until(t, "the signature to be pending", func() bool { return eng.Stats().Op(offload.OpSign).InFlight == 1 })
 	cancel()
-	if err := <-cliErr; !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, cliErr, "the client's handshake to end"); !errors.Is(err, context.Canceled) {
 		t.Errorf("client: %v", err)
 	}
-	err = <-srvErr
+	err = testwait.Recv(t, srvErr, "the server's handshake to end")
 	if err == nil || !strings.Contains(err.Error(), "client closed the connection") {
 		t.Errorf("server handshake: %v, want the engine wait given up", err)
 	}
 	ln.Close()
-	waitFor(t, "the engine slot to be freed", func() bool { return eng.Stats().Op(offload.OpSign).InFlight == 0 })
+	testwait.Until(t, "the engine slot to be freed", func() bool { return eng.Stats().Op(offload.OpSign).InFlight == 0 })
 	st := eng.Stats().Op(offload.OpSign)
 	if st.Completed != 0 || st.Failed != 1 {
 		t.Errorf("engine completed %d, failed %d; want 0 and 1", st.Completed, st.Failed)
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 // TestSignTimeout: Options.SignTimeout gives up a slow engine.
@@ -249,7 +249,7 @@ func TestSignTimeout(t *testing.T) {
 	if _, err := dial(context.Background(), addr, clientConfig(p, "localhost", 0)); err == nil {
 		t.Fatal("handshake succeeded")
 	}
-	if err := <-errs; !strings.Contains(err.Error(), "did not answer within") {
+	if err := testwait.Recv(t, errs, "the server's handshake error"); !strings.Contains(err.Error(), "did not answer within") {
 		t.Errorf("server error %v", err)
 	}
 }
@@ -288,9 +288,9 @@ func TestEngineClosed(t *testing.T) {
 			results <- err
 		})
 	}
-	waitFor(t, "the handshakes to wait on the engine", func() bool { return old.Stats().Op(offload.OpSign).InFlight == n })
+	testwait.Until(t, "the handshakes to wait on the engine", func() bool { return old.Stats().Op(offload.OpSign).InFlight == n })
 	old.Close()
-	wg.Wait()
+	testwait.Group(t, &wg, "the handshakes on the closed engine to fail")
 	close(results)
 	for err := range results {
 		if err == nil {
@@ -298,7 +298,7 @@ func TestEngineClosed(t *testing.T) {
 		}
 	}
 	for range n {
-		if err := <-errs; !strings.Contains(err.Error(), offload.ErrClosed.Error()) {
+		if err := testwait.Recv(t, errs, "the server's handshake error"); !strings.Contains(err.Error(), offload.ErrClosed.Error()) {
 			t.Errorf("server error %v, want the engine closed", err)
 		}
 	}

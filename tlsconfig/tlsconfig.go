@@ -36,14 +36,13 @@ package tlsconfig
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"slices"
 
+	"github.com/offcrypt/offcrypt/internal/rsapad"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -121,20 +120,30 @@ func Certificate(chain [][]byte, key crypto.Signer) (tls.Certificate, error) {
 	}, nil
 }
 
-// rsaSchemes lists the RSA schemes with the modulus size, in bytes, each
-// needs: PSS with salt = hash length needs 2·hLen+2, PKCS #1 v1.5 needs the
-// DigestInfo prefix (19 bytes for SHA-2) + hLen + 11.
+// rsaSchemes lists the RSA schemes, PSS first, with their hash. TLS 1.3
+// signs PSS with a salt as long as the hash.
 var rsaSchemes = []struct {
-	scheme   tls.SignatureScheme
-	alg      offload.Algorithm
-	minBytes int
+	scheme tls.SignatureScheme
+	alg    offload.Algorithm
+	hash   crypto.Hash
 }{
-	{tls.PSSWithSHA256, offload.RSAPSS, 2*32 + 2},
-	{tls.PSSWithSHA384, offload.RSAPSS, 2*48 + 2},
-	{tls.PSSWithSHA512, offload.RSAPSS, 2*64 + 2},
-	{tls.PKCS1WithSHA256, offload.RSAPKCS1v15, 19 + 32 + 11},
-	{tls.PKCS1WithSHA384, offload.RSAPKCS1v15, 19 + 48 + 11},
-	{tls.PKCS1WithSHA512, offload.RSAPKCS1v15, 19 + 64 + 11},
+	{tls.PSSWithSHA256, offload.RSAPSS, crypto.SHA256},
+	{tls.PSSWithSHA384, offload.RSAPSS, crypto.SHA384},
+	{tls.PSSWithSHA512, offload.RSAPSS, crypto.SHA512},
+	{tls.PKCS1WithSHA256, offload.RSAPKCS1v15, crypto.SHA256},
+	{tls.PKCS1WithSHA384, offload.RSAPKCS1v15, crypto.SHA384},
+	{tls.PKCS1WithSHA512, offload.RSAPKCS1v15, crypto.SHA512},
+}
+
+// fits reports whether a bits-bit modulus can carry a signature of alg
+// with hash h, by the rules the engines sign by.
+func fits(alg offload.Algorithm, bits int, h crypto.Hash) bool {
+	if alg == offload.RSAPSS {
+		_, err := offload.PSSSaltLength(bits, h, rsa.PSSSaltLengthEqualsHash)
+		return err == nil
+	}
+	_, err := rsapad.DigestInfo((bits+7)/8, h, make([]byte, h.Size()))
+	return err == nil
 }
 
 // ecdsaSchemes are the ECDSA schemes indexed by curve: P-256, P-384, P-521.
@@ -153,11 +162,18 @@ func Schemes(key *offload.Key) ([]tls.SignatureScheme, error) {
 	}
 	info := key.Engine().Info()
 	var out []tls.SignatureScheme
-	switch t := key.Type(); t {
+	t := key.Type()
+	switch t {
+	case offload.KeyECDSAP256, offload.KeyECDSAP384, offload.KeyECDSAP521, offload.KeyRSA, offload.KeyEd25519:
+	default:
+		return nil, fmt.Errorf("tlsconfig: %w: TLS cannot use a %v key", offload.ErrUnsupported, t)
+	}
+	pt, bits, err := offload.KeyTypeOf(key.Public())
+	if err != nil || pt != t {
+		return nil, fmt.Errorf("tlsconfig: %w: %v key with a %T public key", offload.ErrInvalid, t, key.Public())
+	}
+	switch t {
 	case offload.KeyECDSAP256, offload.KeyECDSAP384, offload.KeyECDSAP521:
-		if _, ok := key.Public().(*ecdsa.PublicKey); !ok {
-			return nil, fmt.Errorf("tlsconfig: %w: %v key with a %T public key", offload.ErrInvalid, t, key.Public())
-		}
 		i := int(t - offload.KeyECDSAP256)
 		if info.Supports(offload.ECDSAP256 + offload.Algorithm(i)) {
 			// The curve's own scheme first, then the others for TLS 1.2.
@@ -169,24 +185,15 @@ func Schemes(key *offload.Key) ([]tls.SignatureScheme, error) {
 			}
 		}
 	case offload.KeyRSA:
-		pub, ok := key.Public().(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("tlsconfig: %w: RSA key with a %T public key", offload.ErrInvalid, key.Public())
-		}
 		for _, s := range rsaSchemes {
-			if info.Supports(s.alg) && pub.Size() >= s.minBytes {
+			if info.Supports(s.alg) && fits(s.alg, bits, s.hash) {
 				out = append(out, s.scheme)
 			}
 		}
 	case offload.KeyEd25519:
-		if _, ok := key.Public().(ed25519.PublicKey); !ok {
-			return nil, fmt.Errorf("tlsconfig: %w: Ed25519 key with a %T public key", offload.ErrInvalid, key.Public())
-		}
 		if info.Supports(offload.Ed25519) {
 			out = append(out, tls.Ed25519)
 		}
-	default:
-		return nil, fmt.Errorf("tlsconfig: %w: TLS cannot use a %v key", offload.ErrUnsupported, t)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("tlsconfig: %w: engine %q can produce no TLS signature scheme for a %v key", offload.ErrUnsupported, info.Name, key.Type())

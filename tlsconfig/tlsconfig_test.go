@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -128,5 +131,48 @@ func TestSchemesUnsupported(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSchemesModulusSize checks that an RSA key is offered only the
+// schemes its modulus can carry: PSS with a salt as long as the hash
+// needs 2·hLen+2 bytes of encoding, PKCS #1 v1.5 its DigestInfo and 11
+// bytes. The keys are public halves of the given sizes (nothing signs).
+func TestSchemesModulusSize(t *testing.T) {
+	eng := newEngine(t, soft0)
+	key := func(bits int) *offload.Key {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		return offload.NewKey(eng, offload.KeyRSA, bits, &rsa.PublicKey{N: n.Add(n, big.NewInt(1)), E: 65537}, nil)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tests := []struct {
+		name string
+		key  *offload.Key
+		want []tls.SignatureScheme
+	}{
+		{"2048", key(2048), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PSSWithSHA512, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}},
+		{"1024: no PSS with SHA-512", key(1024), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}},
+		{"1033: PSS with SHA-512 still does not fit", key(1033), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}},
+		{"1034: PSS with SHA-512 fits", key(1034), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PSSWithSHA512, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}},
+		{"752: PKCS #1 v1.5 with SHA-512 just fits", key(752), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}},
+		{"744: PKCS #1 v1.5 with SHA-512 does not", key(744), []tls.SignatureScheme{tls.PSSWithSHA256, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tlsconfig.Schemes(tt.key)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("Schemes = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	mismatched := []*offload.Key{
+		offload.NewKey(eng, offload.KeyECDSAP384, 384, &p256.PublicKey, nil), // a P-256 key typed P-384
+		offload.NewKey(eng, offload.KeyRSA, 2048, &p256.PublicKey, nil),
+		offload.NewKey(eng, offload.KeyEd25519, 256, ed25519.PublicKey(make([]byte, 31)), nil),
+	}
+	for _, k := range mismatched {
+		if got, err := tlsconfig.Schemes(k); !errors.Is(err, offload.ErrInvalid) {
+			t.Errorf("a %v key with a %T public key: Schemes = %v, %v; want ErrInvalid", k.Type(), k.Public(), got, err)
+		}
 	}
 }

@@ -27,7 +27,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/handshakedelay"
+	"github.com/offcrypt/offcrypt/cmd/handshake-delay/experiment"
 )
 
 func main() {
@@ -45,20 +45,20 @@ func main() {
 }
 
 func run(ctx context.Context, w io.Writer, delay time.Duration, n, stackedN int, alg string) error {
-	priv, err := handshakedelay.Key(alg)
+	priv, err := experiment.Key(alg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "handshake-delay: %s, GOMAXPROCS=%d, TLS 1.3, %s key in the soft engine, %v per private-key operation\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), alg, delay)
-	runs := []handshakedelay.Config{{Mode: "async", Alg: alg, Delay: delay, N: n, MaxInFlight: n}}
+	runs := []experiment.Config{{Mode: "async", Alg: alg, Delay: delay, N: n, MaxInFlight: n}}
 	if stackedN > 0 {
-		runs = append(runs, handshakedelay.Config{Mode: "stacked", Alg: alg, Delay: delay, N: stackedN, MaxInFlight: 1})
+		runs = append(runs, experiment.Config{Mode: "stacked", Alg: alg, Delay: delay, N: stackedN, MaxInFlight: 1})
 	}
-	var results []handshakedelay.Result
+	var results []experiment.Result
 	for _, c := range runs {
 		fmt.Fprintf(os.Stderr, "running %s: %d handshakes, engine limit %d ...\n", c.Mode, c.N, c.MaxInFlight)
-		r, err := handshakedelay.Run(ctx, c, priv)
+		r, err := experiment.Run(ctx, c, priv)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -55,7 +55,7 @@ type blocker struct {
 // wait waits for the work to start, with a bound.
 func (b *blocker) wait(t *testing.T) {
 	t.Helper()
-	recv(t, "the blocking work started", b.started)
+	testwait.Recv(t, b.started, "the blocking work started")
 }
 
 func newBlocker() *blocker {
@@ -122,7 +122,7 @@ func TestSubmitInlineNoWait(t *testing.T) {
 		t.Fatalf("inline NoWait on a full executor: %v", err)
 	}
 	close(b.release)
-	if _, err := within(t, "held request", held); err != nil {
+	if _, err := testwait.Wait(t, held, "held request"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -142,7 +142,7 @@ func TestSubmitWorker(t *testing.T) {
 		t.Fatalf("Poll while working = %v", err)
 	}
 	close(b.release)
-	if v, err := within(t, "f", f); v != 9 || err != nil {
+	if v, err := testwait.Wait(t, f, "f"); v != 9 || err != nil {
 		t.Fatalf("Wait = %v, %v", v, err)
 	}
 }
@@ -158,9 +158,9 @@ func TestSubmitInlineFullGoesToWorker(t *testing.T) {
 			Work: func(struct{}) (int, error) { return 2, nil }})
 	}()
 	close(b.release)
-	f2 := recv(t, "the inline caller", caller)
+	f2 := testwait.Recv(t, caller, "the inline caller")
 	for i, f := range []*offload.Future[int]{f1, f2} {
-		if v, err := within(t, "f", f); v != i+1 || err != nil {
+		if v, err := testwait.Wait(t, f, "f"); v != i+1 || err != nil {
 			t.Fatalf("future %d: %v, %v", i, v, err)
 		}
 	}
@@ -181,12 +181,12 @@ func TestSubmitNoWaitBusy(t *testing.T) {
 		t.Fatalf("error not an OpError for the pool: %v", g.Err())
 	}
 	close(b.release)
-	within(t, "f", f)
+	testwait.Wait(t, f, "f")
 	// The slot is freed just after the future resolves.
-	waitFor(t, func() bool { return p.InFlight() == 0 })
+	testwait.Until(t, "the condition", func() bool { return p.InFlight() == 0 })
 	// With a free slot NoWait is admitted.
 	h := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 3, nil }})
-	if v, err := within(t, "h", h); v != 3 || err != nil {
+	if v, err := testwait.Wait(t, h, "h"); v != 3 || err != nil {
 		t.Fatalf("NoWait with a free slot: %v, %v", v, err)
 	}
 }
@@ -210,12 +210,12 @@ func TestCancelWhileQueued(t *testing.T) {
 	var ran atomic.Bool
 	queued := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 2, nil }})
 	cancel()
-	if _, err := within(t, "queued", queued); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, queued, "queued"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("queued request after cancel = %v", err)
 	}
 	close(b.release)
-	within(t, "first", first)
-	waitFor(t, func() bool { return p.InFlight() == 0 })
+	testwait.Wait(t, first, "first")
+	testwait.Until(t, "the condition", func() bool { return p.InFlight() == 0 })
 	if ran.Load() {
 		t.Fatal("work of a request cancelled while queued ran")
 	}
@@ -236,30 +236,30 @@ func TestCancelWhileRunning(t *testing.T) {
 	b.wait(t)
 	cancel()
 	// Resolves at once, while the work still runs.
-	if _, err := within(t, "f", f); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, f, "f"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait = %v", err)
 	}
 	if p.InFlight() != 1 {
 		t.Fatalf("slot freed while the work runs: InFlight %d", p.InFlight())
 	}
 	close(b.release)
-	if v := recv(t, "the released result", released); v != 7 {
+	if v := testwait.Recv(t, released, "the released result"); v != 7 {
 		t.Fatalf("Release got %d", v)
 	}
-	waitFor(t, func() bool { return p.InFlight() == 0 })
+	testwait.Until(t, "the condition", func() bool { return p.InFlight() == 0 })
 	// The late result is never delivered.
 	if v, err := f.Poll(); v != 0 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("after late result: %v, %v", v, err)
 	}
 	// The slot is usable again.
 	g := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{NoWait: true}, Work: func(struct{}) (int, error) { return 1, nil }})
-	if _, err := within(t, "g", g); err != nil {
+	if _, err := testwait.Wait(t, g, "g"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestCloseFailsQueuedAndParked(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 8, Inject: injectFunc(func(op offload.Op, _ *offload.Key) Outcome { return Outcome{Drop: op == offload.OpRandom} })})
 	b := newBlocker()
 	running := Submit(p, context.Background(), b.op(1))
@@ -270,7 +270,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
-	waitFor(t, p.Closed)
+	testwait.Until(t, "the condition", p.Closed)
 	// Close waits for the work in progress.
 	select {
 	case <-closed:
@@ -278,7 +278,7 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	default:
 	}
 	close(b.release)
-	recv(t, "Close", closed)
+	testwait.Recv(t, closed, "Close")
 	if v, err := running.Poll(); v != 1 || err != nil {
 		t.Fatalf("running work: %v, %v", v, err)
 	}
@@ -298,18 +298,18 @@ func TestCloseFailsQueuedAndParked(t *testing.T) {
 	if p.InFlight() != 0 {
 		t.Errorf("InFlight after Close = %d", p.InFlight())
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestCloseFailsDelayed(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config[struct{}]{Name: "test", Workers: 2, MaxInFlight: 4, Inject: fixed(Outcome{Delay: time.Hour})})
 	released := make(chan int, 2)
 	fs := []*offload.Future[int]{
 		Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 1, nil }, Release: func(v int) { released <- v }}),
 		Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func(struct{}) (int, error) { return 2, nil }}),
 	}
-	waitFor(t, func() bool { p.parkedMu.Lock(); defer p.parkedMu.Unlock(); return len(p.parked) == 2 })
+	testwait.Until(t, "the condition", func() bool { p.parkedMu.Lock(); defer p.parkedMu.Unlock(); return len(p.parked) == 2 })
 	for _, f := range fs {
 		if _, err := f.Poll(); err != offload.ErrNotReady {
 			t.Fatalf("delayed result delivered early: %v", err)
@@ -321,7 +321,7 @@ func TestCloseFailsDelayed(t *testing.T) {
 			t.Errorf("delayed %d after Close: %v", i, err)
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestNotReadyRequeues(t *testing.T) {
@@ -333,7 +333,7 @@ func TestNotReadyRequeues(t *testing.T) {
 	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
 		Work: func(struct{}) (int, error) { <-gate; calls.Add(1); return 4, nil }})
 	close(gate)
-	if v, err := within(t, "f", f); v != 4 || err != nil {
+	if v, err := testwait.Wait(t, f, "f"); v != 4 || err != nil {
 		t.Fatalf("Wait = %v, %v", v, err)
 	}
 	if calls.Load() != 1 {
@@ -347,10 +347,10 @@ func TestNotReadyCancelled(t *testing.T) {
 	var ran atomic.Bool
 	f := Submit(p, ctx, Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { ran.Store(true); return 0, nil }})
 	cancel()
-	if _, err := within(t, "f", f); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, f, "f"); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return p.InFlight() == 0 })
+	testwait.Until(t, "the condition", func() bool { return p.InFlight() == 0 })
 	if ran.Load() {
 		t.Fatal("work ran after cancel")
 	}
@@ -362,7 +362,7 @@ func TestFaultEveryNth(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: i%2 == 0},
 			Work: func(struct{}) (int, error) { ran.Add(1); return i, nil }})
-		v, err := within(t, "f", f)
+		v, err := testwait.Wait(t, f, "f")
 		if i%3 == 0 {
 			var oe *offload.OpError
 			if !errors.Is(err, errBoom) || !errors.As(err, &oe) {
@@ -391,7 +391,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 	// Later work finishes; the dropped one stays pending and holds its slot.
 	for range 5 {
 		f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Work: func(struct{}) (int, error) { return 2, nil }})
-		if _, err := within(t, "f", f); err != nil {
+		if _, err := testwait.Wait(t, f, "f"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -402,10 +402,10 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 		t.Fatalf("InFlight = %d, want the dropped request's slot", p.InFlight())
 	}
 	cancel()
-	if _, err := within(t, "dropped", dropped); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, dropped, "dropped"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("dropped after cancel: %v", err)
 	}
-	waitFor(t, func() bool { return p.InFlight() == 0 })
+	testwait.Until(t, "the condition", func() bool { return p.InFlight() == 0 })
 	if ran.Load() {
 		t.Fatal("dropped work ran")
 	}
@@ -418,7 +418,7 @@ func TestDropResolvesOnlyOnContextEnd(t *testing.T) {
 }
 
 func TestConcurrentCancelRace(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	p := New(Config[struct{}]{Name: "test", Workers: 2, MaxInFlight: 8, Inject: injectFunc(func(offload.Op, *offload.Key) Outcome { return Outcome{Delay: rand.N(200 * time.Microsecond)} })})
 	var delivered, releasedN atomic.Int32
 	var wg sync.WaitGroup
@@ -462,7 +462,7 @@ func TestConcurrentCancelRace(t *testing.T) {
 	if s.Submitted != 400 || s.Completed+s.Failed != 400 || s.Completed != uint64(delivered.Load()) {
 		t.Fatalf("stats %+v, delivered %d", s, delivered.Load())
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func BenchmarkSubmit(b *testing.B) {
@@ -485,17 +485,6 @@ func BenchmarkSubmit(b *testing.B) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 // A panic in an engine's work fails that operation, frees its slot and
 // leaves Close able to finish, on both the inline and the worker path.
 func TestWorkPanics(t *testing.T) {
@@ -506,7 +495,7 @@ func TestWorkPanics(t *testing.T) {
 			Call: offload.Call{Inline: inline},
 			Work: func(struct{}) (int, error) { panic("boom") },
 		})
-		_, err := within(t, "f", f)
+		_, err := testwait.Wait(t, f, "f")
 		if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
 			t.Fatalf("inline=%v: err = %v", inline, err)
 		}
@@ -532,7 +521,7 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 		_, err := f.Wait(context.Background())
 		result <- err
 	}()
-	recv(t, "the inline work started", started)
+	testwait.Recv(t, started, "the inline work started")
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
 	select {
@@ -544,9 +533,9 @@ func TestCloseWaitsForInlineWork(t *testing.T) {
 	if err := <-result; err != nil {
 		t.Fatalf("inline work begun before Close: %v", err)
 	}
-	recv(t, "Close", closed)
+	testwait.Recv(t, closed, "Close")
 	f := Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true}, Work: func(struct{}) (int, error) { return 1, nil }})
-	if _, err := within(t, "f", f); !errors.Is(err, offload.ErrClosed) {
+	if _, err := testwait.Wait(t, f, "f"); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if n := p.InFlight(); n != 0 {
@@ -560,11 +549,7 @@ func finishes(t *testing.T, what string, f func()) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() { f(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s never returned", what)
-	}
+	testwait.Recv(t, done, what)
 }
 
 // Several Close calls at once all return, once the first has finished.
@@ -611,7 +596,7 @@ func TestDropRacesClose(t *testing.T) {
 		wg.Wait()
 		cancel()
 		for _, f := range fs {
-			if _, err := within(t, "f", f); err == nil {
+			if _, err := testwait.Wait(t, f, "f"); err == nil {
 				t.Fatal("a dropped request succeeded")
 			}
 		}
@@ -628,13 +613,13 @@ func TestCloseReleasesHeldResult(t *testing.T) {
 		Work:    func(struct{}) (int, error) { return 42, nil },
 		Release: func(v int) { released <- v },
 	})
-	waitFor(t, func() bool {
+	testwait.Until(t, "the condition", func() bool {
 		p.parkedMu.Lock()
 		defer p.parkedMu.Unlock()
 		return len(p.parked) == 1
 	})
 	p.Close()
-	if _, err := within(t, "f", f); !errors.Is(err, offload.ErrClosed) {
+	if _, err := testwait.Wait(t, f, "f"); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("held result after Close: %v", err)
 	}
 	select {
@@ -659,7 +644,7 @@ func TestInlineWithLatencyIsDetached(t *testing.T) {
 		Work:   func(struct{}) (int, error) { return 1, nil },
 		Detach: func() { detached.Store(true) },
 	})
-	if _, err := within(t, "f", f); err != nil {
+	if _, err := testwait.Wait(t, f, "f"); err != nil {
 		t.Fatal(err)
 	}
 	if !detached.Load() {

@@ -9,33 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
-
-// within fails the test with msg when f does not resolve within a generous
-// bound: it detects hangs, it times nothing.
-func within[T any](t *testing.T, msg string, f *offload.Future[T]) (T, error) {
-	t.Helper()
-	select {
-	case <-f.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: the future never resolved", msg)
-	}
-	return f.Poll()
-}
-
-// recv receives from ch, or fails the test with msg when nothing comes
-// within a generous bound: it detects hangs, it times nothing.
-func recv[T any](t *testing.T, msg string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: nothing came", msg)
-		panic("unreachable")
-	}
-}
 
 // session is the device state a worker owns in the shape-b tests: a
 // numbered session that recovery replaces.
@@ -126,7 +102,7 @@ func TestRecoveryRetry(t *testing.T) {
 					return s.id + 10, nil
 				}})
 			fch <- f
-			v, err := within(t, tc.name, f)
+			v, err := testwait.Wait(t, f, tc.name)
 			if tc.wantErr == nil && (err != nil || v != 10) || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("result %v, %v; want error %v", v, err, tc.wantErr)
 			}
@@ -171,7 +147,7 @@ func TestStatesOwnedByWorkers(t *testing.T) {
 			}}))
 	}
 	for _, f := range fs {
-		if _, err := within(t, "stateful request", f); err != nil {
+		if _, err := testwait.Wait(t, f, "stateful request"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -204,7 +180,7 @@ func TestGateQuiesces(t *testing.T) {
 		t.Fatal("work ran while the gate was held")
 	}
 	rw.Unlock()
-	if v, err := within(t, "gated request", f); v != 1 || err != nil {
+	if v, err := testwait.Wait(t, f, "gated request"); v != 1 || err != nil {
 		t.Fatalf("after the gate opened: %v, %v", v, err)
 	}
 	if d.recovered.Load() != 1 {
@@ -234,7 +210,7 @@ func TestPanicMessageIsShort(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
-			_, err := within(t, "panicking request", tc.submit(x))
+			_, err := testwait.Wait(t, tc.submit(x), "panicking request")
 			var pe *PanicError
 			if !errors.As(err, &pe) || pe.Value != "kaboom" || len(pe.Stack) == 0 {
 				t.Fatalf("err = %v", err)
@@ -346,7 +322,7 @@ func TestDeviceCompletesOnItsOwn(t *testing.T) {
 	// b's caller gives up: its future resolves at once, and the device's
 	// late result is released once the device is done with it.
 	cancel()
-	if _, err := within(t, "cancelled ring request", b); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, b, "cancelled ring request"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 	select {
@@ -355,16 +331,11 @@ func TestDeviceCompletesOnItsOwn(t *testing.T) {
 	default:
 	}
 	stop := r.resume()
-	if v, err := within(t, "ring request", a); v != 2 || err != nil {
+	if v, err := testwait.Wait(t, a, "ring request"); v != 2 || err != nil {
 		t.Fatalf("a = %v, %v", v, err)
 	}
-	select {
-	case v := <-released:
-		if v != 4 {
-			t.Fatalf("released %d", v)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the lost result was never released")
+	if v := testwait.Recv(t, released, "the lost result released"); v != 4 {
+		t.Fatalf("released %d", v)
 	}
 	// Many at once, completing on the poller.
 	var fs []*offload.Future[int]
@@ -376,16 +347,12 @@ func TestDeviceCompletesOnItsOwn(t *testing.T) {
 	closed := make(chan struct{})
 	go func() { x.Close(); close(closed) }()
 	for i, f := range fs {
-		v, err := within(t, "ring burst", f)
+		v, err := testwait.Wait(t, f, "ring burst")
 		if err != nil && !errors.Is(err, offload.ErrBusy) && !errors.Is(err, offload.ErrClosed) || err == nil && v != 2*i {
 			t.Fatalf("request %d: %v, %v", i, v, err)
 		}
 	}
-	select {
-	case <-closed:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Close never returned")
-	}
+	testwait.Recv(t, closed, "Close")
 	stop()
 	if x.InFlight() != 0 {
 		t.Fatalf("%d slots held after Close", x.InFlight())
@@ -419,13 +386,14 @@ func TestStreamOrderAndPinning(t *testing.T) {
 	}
 	// Meanwhile the other worker serves ordinary requests.
 	for range 5 {
-		if _, err := within(t, "request beside a stream", Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign,
-			Work: func(s *session) (int, error) { return s.id, nil }})); err != nil {
+		f := Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign,
+			Work: func(s *session) (int, error) { return s.id, nil }})
+		if _, err := testwait.Wait(t, f, "request beside a stream"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, f := range fs {
-		if v, err := within(t, "step", f); v != i || err != nil {
+		if v, err := testwait.Wait(t, f, "step"); v != i || err != nil {
 			t.Fatalf("step %d: %v, %v", i, v, err)
 		}
 	}
@@ -465,14 +433,14 @@ func TestStreamEnds(t *testing.T) {
 		{"step fails", nil, errBoom},
 		{"caller cancels while running", func(t *testing.T, x *Executor[*session], st *Stream[*session], cancel context.CancelFunc, _ chan struct{}) {
 			cancel()
-			waitFor(t, func() bool { return st.Err() != nil }) // the context's watch ends the stream
+			testwait.Until(t, "the condition", func() bool { return st.Err() != nil }) // the context's watch ends the stream
 		}, context.Canceled},
 		{"End", func(t *testing.T, x *Executor[*session], st *Stream[*session], _ context.CancelFunc, _ chan struct{}) {
 			st.End(errBoom)
 		}, errBoom},
 		{"Close", func(t *testing.T, x *Executor[*session], st *Stream[*session], _ context.CancelFunc, running chan struct{}) {
 			go x.Close()
-			waitFor(t, x.Closed)
+			testwait.Until(t, "the condition", x.Closed)
 		}, offload.ErrClosed},
 	}
 	for _, tc := range tests {
@@ -498,18 +466,18 @@ func TestStreamEnds(t *testing.T) {
 				}})
 			var ranSecond atomic.Bool
 			second := Do(st, context.Background(), Step[*session, int]{Work: func(*session) (int, error) { ranSecond.Store(true); return 1, nil }})
-			recv(t, "the first step running", running)
+			testwait.Recv(t, running, "the first step running")
 			if tc.end != nil {
 				tc.end(t, x, st, cancel, running)
 			}
 			close(release)
-			v, err := within(t, "running step", first)
+			v, err := testwait.Wait(t, first, "running step")
 			switch tc.name {
 			case "caller cancels while running":
 				if !errors.Is(err, context.Canceled) {
 					t.Fatalf("running step: %v, %v", v, err)
 				}
-				if got := recv(t, "the released result", released); got != 7 {
+				if got := testwait.Recv(t, released, "the released result"); got != 7 {
 					t.Fatalf("released %d", got)
 				}
 			case "step fails":
@@ -521,7 +489,7 @@ func TestStreamEnds(t *testing.T) {
 					t.Fatalf("a running step must finish: %v, %v", v, err)
 				}
 			}
-			if _, err := within(t, "queued step", second); !errors.Is(err, tc.wantErr) {
+			if _, err := testwait.Wait(t, second, "queued step"); !errors.Is(err, tc.wantErr) {
 				t.Fatalf("queued step: %v, want %v", err, tc.wantErr)
 			}
 			if ranSecond.Load() {
@@ -571,11 +539,11 @@ func TestParked(t *testing.T) {
 			a := Submit(x, ctx, work)
 			b := Submit(x, context.Background(), work)
 			cancel()
-			if _, err := within(t, "parked, cancelled", a); !errors.Is(err, context.Canceled) {
+			if _, err := testwait.Wait(t, a, "parked, cancelled"); !errors.Is(err, context.Canceled) {
 				t.Fatalf("cancelled: %v", err)
 			}
 			x.Close()
-			if _, err := within(t, "parked at Close", b); !errors.Is(err, offload.ErrClosed) {
+			if _, err := testwait.Wait(t, b, "parked at Close"); !errors.Is(err, offload.ErrClosed) {
 				t.Fatalf("at Close: %v", err)
 			}
 			if x.InFlight() != 0 {

@@ -1,49 +1,86 @@
-// Package leakcheck finds goroutines that a test leaves running: the check
-// every engine test and the conformance suite make after Close.
+// Package leakcheck finds goroutines that tests leave running. It tells
+// goroutines apart by identity and stack (go.uber.org/goleak), never by
+// count, so a goroutine that ends cannot hide one that leaks.
+//
+// Two checks, used together:
+//
+//   - Run, from a package's TestMain, fails the run if any goroutine is left
+//     once all of the package's tests have run and what they share (a shared
+//     engine, a server process) is released.
+//   - Check, inside one test, fails that test if a goroutine started after
+//     Check (bar the testing package's and the runtime's) is still running
+//     when the function it returns is called: after Close, typically.
+//     Goroutines that ran before Check, such as a long-lived engine that
+//     other tests share, are not its business.
+//
+// Both give goroutines that are on their way out (a timer callback, a worker
+// that saw its channel close) up to 10 seconds to end. Tests that use Check
+// must not call t.Parallel: goroutines of a test running beside it would be
+// taken for its own.
 package leakcheck
 
 import (
-	"runtime"
+	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
-// timeout is how long Wait gives goroutines to end: they may be on their
-// way out (a timer callback, a worker seeing its channel closed).
-var timeout = 10 * time.Second
+// bound is how long goroutines get to end before they count as leaked.
+var bound = 10 * time.Second
 
-// Check counts the goroutines running now and returns a function that waits
-// until no more than that many run, and fails t, listing every goroutine's
-// stack, if that does not happen within 10 seconds. Call it before making what
-// is under test and the function it returns after closing it:
+// Check notes which goroutines run now and returns a function that fails t,
+// listing the stack of every goroutine started since that is still running
+// after 10 seconds. Call it before making what is under test, and the
+// function it returns after closing it:
 //
 //	done := leakcheck.Check(t)
 //	eng := …
 //	eng.Close()
 //	done()
 func Check(t testing.TB) func() {
-	before := runtime.NumGoroutine()
+	t.Helper()
+	before := goleak.IgnoreCurrent()
 	return func() {
 		t.Helper()
-		Wait(t, before)
+		if err := find(before); err != nil {
+			t.Errorf("leakcheck: goroutines left running: %v", err)
+		}
 	}
 }
 
-// Wait waits until no more than before goroutines run, and fails t with every
-// goroutine's stack if that does not happen within 10 seconds.
-func Wait(t testing.TB, before int) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
+// Run runs m's tests, then calls each of release (which end what the tests
+// share), then looks for goroutines left running, and returns the exit code
+// for os.Exit: m.Run's, or 1 when the tests passed but left goroutines
+// behind, whose stacks it prints. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
+func Run(m *testing.M, release ...func()) int {
+	code := m.Run()
+	for _, r := range release {
+		r()
+	}
+	if code != 0 {
+		return code // the failures say more than the goroutines they left
+	}
+	if err := find(); err != nil {
+		fmt.Fprintf(os.Stderr, "leakcheck: goroutines left running after the tests: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// find returns goleak's report of the goroutines running that opts do not
+// exclude, once they have had bound to end, or nil when none are left.
+func find(opts ...goleak.Option) error {
+	deadline := time.Now().Add(bound)
 	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
+		// Find itself retries for about half a second before it reports.
+		err := goleak.Find(opts...)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutine leak: %d running, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-			return
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

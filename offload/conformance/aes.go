@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/wycheproof"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -17,27 +18,12 @@ import (
 // aes_cbc_pkcs5_test.json (IndCpaTest).
 type aesFile struct {
 	TestGroups []struct {
-		KeySize int       `json:"keySize"`
-		IVSize  int       `json:"ivSize"`
-		TagSize int       `json:"tagSize"`
-		Tests   []aesTest `json:"tests"`
+		KeySize int               `json:"keySize"`
+		IVSize  int               `json:"ivSize"`
+		TagSize int               `json:"tagSize"`
+		Tests   []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
-
-type aesTest struct {
-	TcID    int      `json:"tcId"`
-	Comment string   `json:"comment"`
-	Flags   []string `json:"flags"`
-	Key     hexBytes `json:"key"`
-	IV      hexBytes `json:"iv"`
-	AAD     hexBytes `json:"aad"`
-	Msg     hexBytes `json:"msg"`
-	Ct      hexBytes `json:"ct"`
-	Tag     hexBytes `json:"tag"`
-	Result  string   `json:"result"`
-}
-
-func (v aesTest) name() string { return fmt.Sprintf("tc%d", v.TcID) }
 
 // aesKeys imports the vectors' raw AES keys, remembering by size which the
 // engine refuses: an engine need not take every AES key size.
@@ -111,13 +97,13 @@ func (s *suite) wycheproofGCM(t *testing.T) {
 				tooLong++
 				continue
 			}
-			t.Run(fmt.Sprintf("%dbit/iv%d/%s", g.KeySize, g.IVSize, tc.name()), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%dbit/iv%d/%s", g.KeySize, g.IVSize, tc.Name()), func(t *testing.T) {
 				key := keys.get(t, tc.Key)
 				if key == nil {
 					return
 				}
 				ran++
-				sealed := slices.Concat(tc.Ct, tc.Tag)
+				sealed := slices.Concat(tc.CT, tc.Tag)
 				std := len(tc.IV) == 12
 				req := func(decrypt bool, in []byte) *offload.CipherRequest {
 					return &offload.CipherRequest{Key: key, Mode: offload.ModeGCM, Decrypt: decrypt,
@@ -214,11 +200,11 @@ func (s *suite) wycheproofCBC(t *testing.T) {
 	for _, g := range f.TestGroups {
 		for _, tc := range g.Tests {
 			padded := pkcs5Pad(tc.Msg)
-			if max(len(padded), len(tc.Ct)) > s.info.MaxInline {
+			if max(len(padded), len(tc.CT)) > s.info.MaxInline {
 				tooLong++
 				continue
 			}
-			t.Run(fmt.Sprintf("%dbit/%s", g.KeySize, tc.name()), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%dbit/%s", g.KeySize, tc.Name()), func(t *testing.T) {
 				if len(tc.IV) != aes.BlockSize {
 					t.Fatalf("a %d-byte CBC IV in the vectors", len(tc.IV))
 				}
@@ -233,16 +219,16 @@ func (s *suite) wycheproofCBC(t *testing.T) {
 				}
 				what := fmt.Sprintf("%s %v", tc.Comment, tc.Flags)
 				if tc.Result == "invalid" {
-					got, err, ok := s.cipher(t, req(true, tc.Ct))
+					got, err, ok := s.cipher(t, req(true, tc.CT))
 					switch {
 					case !ok:
 						return
-					case err != nil && len(tc.Ct) == 0 && refused(err):
+					case err != nil && len(tc.CT) == 0 && refused(err):
 						return
 					case err != nil:
 						t.Fatalf("%s: %v; the engine must return the raw decryption (CBC has no integrity, padding is the caller's)", what, err)
 					}
-					if raw := cbcDecrypt(t, tc.Key, tc.IV, tc.Ct); !bytes.Equal(got, raw) {
+					if raw := cbcDecrypt(t, tc.Key, tc.IV, tc.CT); !bytes.Equal(got, raw) {
 						t.Errorf("%s: decrypted to %x, crypto/cipher gives %x", what, got, raw)
 					}
 					if msg, err := pkcs5Unpad(got); err == nil {
@@ -251,10 +237,10 @@ func (s *suite) wycheproofCBC(t *testing.T) {
 					return
 				}
 				got, err, ok := s.cipher(t, req(false, padded))
-				if ok && (err != nil || !bytes.Equal(got, tc.Ct)) {
-					t.Errorf("%s: encrypt gave %x, %v; want %x", what, got, err, []byte(tc.Ct))
+				if ok && (err != nil || !bytes.Equal(got, tc.CT)) {
+					t.Errorf("%s: encrypt gave %x, %v; want %x", what, got, err, []byte(tc.CT))
 				}
-				got, err, ok = s.cipher(t, req(true, tc.Ct))
+				got, err, ok = s.cipher(t, req(true, tc.CT))
 				if !ok {
 					return
 				}

@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -70,16 +70,6 @@ func (s *suite) workload(t *testing.T) workload {
 	return workload{}
 }
 
-// resolvedWithin waits for f, failing the test if it never resolves.
-func resolvedWithin(t *testing.T, f offload.Awaitable, what string) {
-	t.Helper()
-	select {
-	case <-f.Done():
-	case <-time.After(time.Minute):
-		t.Fatalf("%s: future never resolved", what)
-	}
-}
-
 func behaviour(t *testing.T, f Factory, m mode) {
 	// Each case makes its own engine, closes it and checks that no
 	// goroutine outlives it.
@@ -97,7 +87,7 @@ func behaviour(t *testing.T, f Factory, m mode) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			leaks := leakcheck.Check(t)
 			s := newSuite(t, f, m)
 			w := s.workload(t)
 			c.run(t, s, w)
@@ -107,7 +97,7 @@ func behaviour(t *testing.T, f Factory, m mode) {
 			if n := s.Engine.Stats(); n.Op(offload.OpSign).InFlight != 0 || n.Op(offload.OpRandom).InFlight != 0 {
 				t.Errorf("operations in flight after Close:\n%v", n)
 			}
-			leakcheck.Wait(t, before)
+			leaks()
 		})
 	}
 }
@@ -152,7 +142,7 @@ func cancelRaces(t *testing.T, s *suite, w workload) {
 	}
 	delivered, cancelled := 0, 0
 	for i, f := range futures {
-		resolvedWithin(t, f, fmt.Sprintf("request %d", i))
+		testwait.Done(t, f, fmt.Sprintf("request %d", i))
 		v, err := f.Poll()
 		switch {
 		case err == nil:
@@ -170,7 +160,7 @@ func cancelRaces(t *testing.T, s *suite, w workload) {
 			t.Errorf("request %d: %v", i, err)
 		}
 		// Resolution is final.
-		v2, err2 := f.Wait(context.Background())
+		v2, err2 := testwait.Wait(t, f, fmt.Sprintf("request %d, resolved", i))
 		if !bytes.Equal(v, v2) || err != err2 {
 			t.Errorf("request %d changed after resolving", i)
 		}
@@ -203,7 +193,7 @@ func closeInFlight(t *testing.T, s *suite, w workload) {
 	closed := make(chan error, 1)
 	go func() { closed <- s.Engine.Close() }()
 	for i, f := range futures {
-		resolvedWithin(t, f, fmt.Sprintf("request %d", i))
+		testwait.Done(t, f, fmt.Sprintf("request %d", i))
 		v, err := f.Poll()
 		switch {
 		case err == nil:
@@ -215,13 +205,8 @@ func closeInFlight(t *testing.T, s *suite, w workload) {
 			t.Errorf("request %d: %v, want a result or ErrClosed", i, err)
 		}
 	}
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Close never returned")
+	if err := testwait.Recv(t, closed, "Close"); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 	// Every call now fails with ErrClosed.
 	ctx := context.Background()
@@ -320,7 +305,7 @@ func manyWaiters(t *testing.T, s *suite, w workload) {
 			vals[i], errs[i] = f.Wait(ctx)
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "the waiters on one future")
 	for i := range n {
 		if !bytes.Equal(vals[i], vals[0]) || errs[i] != errs[0] {
 			t.Fatalf("waiter %d saw %x, %v; waiter 0 saw %x, %v", i, vals[i], errs[i], vals[0], errs[0])

@@ -34,15 +34,15 @@ func refuse[T any](a offload.Algorithm, err error) *offload.Future[T] {
 }
 
 func (r *restricted) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
-	if a, err := req.Check(); err != nil || !slices.Contains(r.algs, a) {
-		return refuse[[]byte](a, err)
+	if p, err := req.Check(); err != nil || !slices.Contains(r.algs, p.Alg) {
+		return refuse[[]byte](p.Alg, err)
 	}
 	return r.Engine.Sign(ctx, req)
 }
 
 func (r *restricted) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
-	if a, err := req.Check(); err != nil || !slices.Contains(r.algs, a) {
-		return refuse[[]byte](a, err)
+	if p, err := req.Check(); err != nil || !slices.Contains(r.algs, p.Alg) {
+		return refuse[[]byte](p.Alg, err)
 	}
 	return r.Engine.Decrypt(ctx, req)
 }

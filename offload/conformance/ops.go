@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -79,7 +81,7 @@ func (s *suite) unsupported(t *testing.T, a offload.Algorithm) {
 	case offload.OpRandom:
 		f = s.Engine.Random(ctx, &offload.RandomRequest{N: 16})
 	}
-	<-f.Done()
+	testwait.Done(t, f, fmt.Sprintf("%v, not claimed", a))
 	err := f.Err()
 	switch {
 	case s.injected(err):
@@ -130,15 +132,19 @@ func (s *suite) oaep(t *testing.T) {
 			// The wrong label, or the wrong MGF hash, fails.
 			wrong := tc.opts
 			wrong.Label = []byte("wrong")
-			if _, err, ok := s.decrypt(t, kp.key, ct, &wrong); ok && err == nil {
-				t.Error("decrypted with the wrong label")
+			if _, err, ok := s.decrypt(t, kp.key, ct, &wrong); ok && !errors.Is(err, rsa.ErrDecryption) {
+				t.Errorf("wrong label: %v; want rsa.ErrDecryption", err)
 			}
 			if tc.opts.MGFHash != 0 {
 				wrong := tc.opts
 				wrong.MGFHash = 0
-				if _, err, ok := s.decrypt(t, kp.key, ct, &wrong); ok && err == nil {
-					t.Error("decrypted with the wrong MGF hash")
+				if _, err, ok := s.decrypt(t, kp.key, ct, &wrong); ok && !errors.Is(err, rsa.ErrDecryption) {
+					t.Errorf("wrong MGF hash: %v; want rsa.ErrDecryption", err)
 				}
+			}
+			high := bytes.Repeat([]byte{0xff}, pub.Size())
+			if got, err, ok := s.decrypt(t, kp.key, high, &opts); ok && (!errors.Is(err, rsa.ErrDecryption) || got != nil) {
+				t.Errorf("ciphertext 0xff…: %x, %v; want rsa.ErrDecryption", got, err)
 			}
 		})
 	}
@@ -163,12 +169,25 @@ func (s *suite) pkcs1Decrypt(t *testing.T) {
 	bad := make([]byte, pub.Size())
 	rand.Read(bad)
 	bad[0] = 0
-	if _, err, ok := s.decrypt(t, kp.key, bad, nil); ok && err == nil {
-		t.Error("garbage decrypted without error")
+	if _, err, ok := s.decrypt(t, kp.key, bad, nil); ok && !errors.Is(err, rsa.ErrDecryption) {
+		t.Errorf("garbage: %v; want rsa.ErrDecryption", err)
 	}
 	got, err, ok := s.decrypt(t, kp.key, bad, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 16})
 	if ok && (err != nil || len(got) != 16) {
 		t.Errorf("SessionKeyLen on garbage: %d bytes, %v; want 16 random bytes", len(got), err)
+	}
+	// The random key is fresh each time, not a constant an attacker could
+	// tell from a real key.
+	if again, err, ok2 := s.decrypt(t, kp.key, bad, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 16}); ok && ok2 && (err != nil || bytes.Equal(again, got)) {
+		t.Errorf("SessionKeyLen on garbage twice: %x then %x, %v", got, again, err)
+	}
+	// A ciphertext not below the modulus fails before any unpadding, as in
+	// crypto/rsa, with or without SessionKeyLen.
+	high := bytes.Repeat([]byte{0xff}, pub.Size())
+	for _, opts := range []crypto.DecrypterOpts{nil, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 16}} {
+		if got, err, ok := s.decrypt(t, kp.key, high, opts); ok && (!errors.Is(err, rsa.ErrDecryption) || got != nil) {
+			t.Errorf("opts %#v, ciphertext 0xff…: %x, %v; want rsa.ErrDecryption", opts, got, err)
+		}
 	}
 	short, err := rsa.EncryptPKCS1v15(rand.Reader, pub, msg[:10])
 	if err != nil {

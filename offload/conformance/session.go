@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/testwait"
 )
 
 // hashSessions checks a claimed hash on an engine that keeps hash state on
@@ -25,7 +27,7 @@ func (s *suite) hashSessions(t *testing.T, h crypto.Hash) {
 		seed := uint64(h)<<32 | uint64(i+1) | 0x5e<<24
 		wg.Go(func() { errs[i] = s.sessionStream(h, n, seed) })
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, fmt.Sprintf("%v hash sessions", h))
 	for _, err := range errs {
 		if err != nil {
 			t.Error(err)

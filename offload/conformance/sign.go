@@ -6,9 +6,10 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/md5"
 	"crypto/rsa"
-	_ "crypto/sha1" // hashes the suite signs with
-	_ "crypto/sha256"
+	"crypto/sha1"
+	_ "crypto/sha256" // hashes the suite signs with
 	_ "crypto/sha512"
 	"fmt"
 	"testing"
@@ -150,6 +151,17 @@ func (s *suite) rsaPKCS1(t *testing.T, kp keyPair) {
 			}
 		}
 	}
+	// crypto.Hash(0) signs the input as it is (TLS 1.0's MD5+SHA-1), up to
+	// k-11 bytes; one byte more fails before the device, as in crypto/rsa.
+	m, h := md5.Sum([]byte("conformance raw")), sha1.Sum([]byte("conformance raw"))
+	raw := append(m[:], h[:]...)
+	if sig, ok := s.sign(t, &offload.SignRequest{Key: kp.key, Digest: raw, Opts: crypto.Hash(0)}); ok {
+		if err := rsa.VerifyPKCS1v15(pub, 0, raw, sig); err != nil {
+			t.Errorf("raw MD5+SHA-1 input: %v", err)
+		}
+	}
+	f := s.Engine.Sign(context.Background(), &offload.SignRequest{Key: kp.key, Digest: make([]byte, pub.Size()-10), Opts: crypto.Hash(0)})
+	expectErr(t, s, f, rsa.ErrMessageTooLong, "raw input of k-10 bytes")
 }
 
 func (s *suite) rsaPSS(t *testing.T, kp keyPair) {
@@ -190,6 +202,17 @@ func (s *suite) rsaPSS(t *testing.T, kp keyPair) {
 			}
 		})
 	}
+	// The longest salt the modulus takes signs; one byte more fails before
+	// the device, as crypto/rsa fails.
+	digest := hashOf(crypto.SHA256, []byte("conformance PSS salt"))
+	longest := emLen - 32 - 2
+	if sig, ok := s.sign(t, &offload.SignRequest{Key: kp.key, Digest: digest, Opts: &rsa.PSSOptions{SaltLength: longest, Hash: crypto.SHA256}}); ok {
+		if err := rsa.VerifyPSS(pub, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: longest}); err != nil {
+			t.Errorf("salt %d: %v", longest, err)
+		}
+	}
+	f := s.Engine.Sign(context.Background(), &offload.SignRequest{Key: kp.key, Digest: digest, Opts: &rsa.PSSOptions{SaltLength: longest + 1, Hash: crypto.SHA256}})
+	expectErr(t, s, f, rsa.ErrMessageTooLong, fmt.Sprintf("salt %d on a %d-byte encoding", longest+1, emLen))
 }
 
 func (s *suite) ed25519Pure(t *testing.T) {

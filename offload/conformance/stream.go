@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -181,7 +182,7 @@ func (s *suite) hashRandomSplits(t *testing.T, h crypto.Hash) {
 			}
 		})
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, fmt.Sprintf("%v streams of random splits", h))
 	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
@@ -223,7 +224,7 @@ func (s *suite) hashFaultEveryPosition(t *testing.T, h crypto.Hash) {
 	for k := 1; k <= st.requests(); k++ {
 		wg.Go(func() { errs[k] = s.faultAt(st, k, want) })
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, fmt.Sprintf("%v streams with a fault each", h))
 	for _, err := range errs {
 		if err != nil {
 			t.Errorf("%v (seed %d): %v", h, seed, err)

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/cloudflare/circl/sign/ed448"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
+	"github.com/offcrypt/offcrypt/internal/wycheproof"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -38,86 +38,57 @@ func loadJSON(t *testing.T, name string, v any) {
 	}
 }
 
-// hexBytes is a byte string written in hex in JSON.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
-
 var hashNames = map[string]crypto.Hash{
 	"SHA-1": crypto.SHA1, "SHA-224": crypto.SHA224, "SHA-256": crypto.SHA256,
 	"SHA-384": crypto.SHA384, "SHA-512": crypto.SHA512,
 }
 
-type wycheTest struct {
-	TcID    int      `json:"tcId"`
-	Comment string   `json:"comment"`
-	Flags   []string `json:"flags"`
-	Msg     hexBytes `json:"msg"`
-	Sig     hexBytes `json:"sig"`
-	Ct      hexBytes `json:"ct"`
-	Label   hexBytes `json:"label"`
-	Ctx     hexBytes `json:"ctx"`
-	Rnd     hexBytes `json:"rnd"`
-	Mu      hexBytes `json:"mu"`
-	Result  string   `json:"result"`
-}
-
-func (w wycheTest) name() string { return fmt.Sprintf("tc%d", w.TcID) }
-
 type sigGenFile struct {
 	TestGroups []struct {
-		PrivateKeyPkcs8 string      `json:"privateKeyPkcs8"`
-		SHA             string      `json:"sha"`
-		Tests           []wycheTest `json:"tests"`
+		PrivateKeyPkcs8 string            `json:"privateKeyPkcs8"`
+		SHA             string            `json:"sha"`
+		Tests           []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type oaepFile struct {
 	TestGroups []struct {
-		PrivateKeyPkcs8 string      `json:"privateKeyPkcs8"`
-		SHA             string      `json:"sha"`
-		MGFSha          string      `json:"mgfSha"`
-		Tests           []wycheTest `json:"tests"`
+		PrivateKeyPkcs8 string            `json:"privateKeyPkcs8"`
+		SHA             string            `json:"sha"`
+		MGFSha          string            `json:"mgfSha"`
+		Tests           []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type pssFile struct {
 	TestGroups []struct {
-		KeySize int         `json:"keySize"`
-		SHA     string      `json:"sha"`
-		MGF     string      `json:"mgf"`
-		MGFSha  string      `json:"mgfSha"`
-		SLen    int         `json:"sLen"`
-		Tests   []wycheTest `json:"tests"`
+		KeySize int               `json:"keySize"`
+		SHA     string            `json:"sha"`
+		MGF     string            `json:"mgf"`
+		MGFSha  string            `json:"mgfSha"`
+		SLen    int               `json:"sLen"`
+		Tests   []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type mldsaFile struct {
 	TestGroups []struct {
-		PrivateSeed hexBytes    `json:"privateSeed"`
-		PublicKey   hexBytes    `json:"publicKey"`
-		Tests       []wycheTest `json:"tests"`
+		PrivateSeed wycheproof.Hex    `json:"privateSeed"`
+		PublicKey   wycheproof.Hex    `json:"publicKey"`
+		Tests       []wycheproof.Test `json:"tests"`
 	} `json:"testGroups"`
 }
 
 type rfc8032File struct {
 	Vectors []struct {
-		Name   string   `json:"name"`
-		Scheme string   `json:"scheme"`
-		SK     hexBytes `json:"sk"`
-		PK     hexBytes `json:"pk"`
-		Msg    hexBytes `json:"msg"`
-		Sig    hexBytes `json:"sig"`
-		PH     bool     `json:"ph"`
-		Ctx    hexBytes `json:"ctx"`
+		Name   string         `json:"name"`
+		Scheme string         `json:"scheme"`
+		SK     wycheproof.Hex `json:"sk"`
+		PK     wycheproof.Hex `json:"pk"`
+		Msg    wycheproof.Hex `json:"msg"`
+		Sig    wycheproof.Hex `json:"sig"`
+		PH     bool           `json:"ph"`
+		Ctx    wycheproof.Hex `json:"ctx"`
 	} `json:"vectors"`
 }
 
@@ -161,7 +132,7 @@ func (s *suite) wycheproofSigGen(t *testing.T) {
 		}
 		key, importErr = s.Import(priv)
 		for _, tc := range g.Tests {
-			t.Run(fmt.Sprintf("group%d/%v/%s", gi, g.SHA, tc.name()), func(t *testing.T) {
+			t.Run(fmt.Sprintf("group%d/%v/%s", gi, g.SHA, tc.Name()), func(t *testing.T) {
 				if importErr != nil {
 					// Wycheproof marks the weak keys (small public exponent)
 					// acceptable: an engine may refuse them.
@@ -200,8 +171,8 @@ func (s *suite) wycheproofDecrypt(t *testing.T, file string, opts func(label []b
 	for gi, g := range f.TestGroups {
 		key := s.importKey(t, parseRSA(t, g.PrivateKeyPkcs8))
 		for _, tc := range g.Tests {
-			t.Run(fmt.Sprintf("group%d/%s", gi, tc.name()), func(t *testing.T) {
-				got, err, ok := s.decrypt(t, key, tc.Ct, opts(tc.Label, g.SHA, g.MGFSha))
+			t.Run(fmt.Sprintf("group%d/%s", gi, tc.Name()), func(t *testing.T) {
+				got, err, ok := s.decrypt(t, key, tc.CT, opts(tc.Label, g.SHA, g.MGFSha))
 				if !ok {
 					return
 				}
@@ -311,7 +282,7 @@ func (s *suite) wycheproofMLDSA(t *testing.T) {
 			if tc.Msg == nil || slices.Contains(tc.Flags, "Internal") {
 				continue
 			}
-			t.Run(fmt.Sprintf("group%d/%s", gi, tc.name()), func(t *testing.T) {
+			t.Run(fmt.Sprintf("group%d/%s", gi, tc.Name()), func(t *testing.T) {
 				randomized := len(tc.Rnd) > 0 || slices.Contains(tc.Flags, "Randomized")
 				opts := &offload.MLDSAOptions{Context: tc.Ctx, Deterministic: !randomized}
 				f := s.Engine.Sign(context.Background(), &offload.SignRequest{Key: key, Message: tc.Msg, Opts: opts})

@@ -19,8 +19,9 @@ import (
 // forwarded at once (or failed, dropped, or sent round the queue first, as
 // the options decide), and its result, when the inner future resolves, is
 // delivered at once or held for the injected delay with the wrapper's slot
-// held, so a wrapped engine behaves as a slower device. No goroutine waits
-// for a request.
+// held, so a wrapped engine behaves as a slower device. The wrapper has one
+// goroutine of its own, which serves requests sent round its queue
+// (NotReady) until Close; no goroutine waits for a request.
 //
 // ImportKey and GenerateKey return keys that belong to the wrapper (their
 // Engine is the wrapper, their handle the inner engine's key), so adapters

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"hash"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
 )
@@ -103,7 +103,7 @@ func sign(e offload.Engine, ctx context.Context, key *offload.Key, msg string) *
 }
 
 func TestWrapPassThrough(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := importer{newFake()}
 	w := inject.Wrap(inner, inject.Options{})
 	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || inject.Unwrap(w) != offload.Engine(inner) {
@@ -125,14 +125,14 @@ func TestWrapPassThrough(t *testing.T) {
 	}
 	// A key of the inner engine's own is forwarded as it is.
 	ik := key.Handle().(*offload.Key)
-	if v, err := sign(w, context.Background(), ik, "xy").Wait(context.Background()); string(v) != "yx" || err != nil {
+	if v, err := testwait.Wait(t, sign(w, context.Background(), ik, "xy"), "the signature"); string(v) != "yx" || err != nil {
 		t.Fatalf("Sign with the inner key = %q, %v", v, err)
 	}
-	v, err := sign(w, context.Background(), key, "abc").Wait(context.Background())
+	v, err := testwait.Wait(t, sign(w, context.Background(), key, "abc"), "the signature")
 	if string(v) != "cba" || err != nil {
 		t.Fatalf("Sign = %q, %v", v, err)
 	}
-	r, err := w.Random(context.Background(), &offload.RandomRequest{N: 3}).Wait(context.Background())
+	r, err := testwait.Wait(t, w.Random(context.Background(), &offload.RandomRequest{N: 3}), "the random bytes")
 	if len(r) != 3 || err != nil {
 		t.Fatalf("Random = %v, %v", r, err)
 	}
@@ -165,7 +165,7 @@ func TestWrapPassThrough(t *testing.T) {
 			t.Errorf("%s after Close: %v", name, err)
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestWrapNoImporter(t *testing.T) {
@@ -229,7 +229,7 @@ func TestWrapDelayedContextEnds(t *testing.T) {
 		t.Fatalf("Poll = %v", err)
 	}
 	cancel()
-	_, err := f.Wait(context.Background())
+	_, err := testwait.Wait(t, f, "the cancelled signature")
 	var oe *offload.OpError
 	if !errors.Is(err, context.Canceled) || !errors.As(err, &oe) || oe.Engine != "inject(fake)" {
 		t.Fatalf("Wait = %v", err)
@@ -252,9 +252,9 @@ func TestWrapForwardedContextEnds(t *testing.T) {
 	w := inject.Wrap(inner, inject.Options{Latency: time.Microsecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	f := sign(w, ctx, key, "x")
-	waitFor(t, func() bool { return w.Stats().Op(offload.OpSign).InFlight == 1 })
+	testwait.Until(t, "the request to be in flight", func() bool { return w.Stats().Op(offload.OpSign).InFlight == 1 })
 	cancel()
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, f, "the cancelled signature"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait = %v", err)
 	}
 	close(inner.gate)
@@ -266,13 +266,14 @@ func TestWrapForwardedContextEnds(t *testing.T) {
 
 func TestWrapFaults(t *testing.T) {
 	boom := errors.New("boom")
-	inner := newFake()
-	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 	for _, lat := range []time.Duration{0, time.Microsecond} {
+		inner := newFake()
+		key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 		w := inject.Wrap(inner, inject.Options{Latency: lat, Faults: []inject.Fault{{Every: 2, Err: boom}}})
+		defer w.Close() // closes inner too
 		before := w.Stats().Op(offload.OpSign).Submitted
 		for i := 1; i <= 6; i++ {
-			v, err := sign(w, context.Background(), key, "ab").Wait(context.Background())
+			v, err := testwait.Wait(t, sign(w, context.Background(), key, "ab"), "the signature")
 			if i%2 == 0 {
 				var oe *offload.OpError
 				if !errors.Is(err, boom) || !errors.As(err, &oe) || oe.Op != offload.OpSign {
@@ -288,11 +289,10 @@ func TestWrapFaults(t *testing.T) {
 			t.Fatalf("inner saw %d requests, want 3", got)
 		}
 	}
-	inner.Close()
 }
 
 func TestWrapDrop(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 	w := inject.Wrap(inner, inject.Options{Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpSign }, Drop: true}}})
@@ -302,7 +302,7 @@ func TestWrapDrop(t *testing.T) {
 	delayed := inject.Wrap(inner, inject.Options{Latency: time.Hour})
 	c := sign(delayed, context.Background(), key, "c")
 	// Other requests pass while the dropped ones stay pending.
-	if v, err := w.Random(context.Background(), &offload.RandomRequest{N: 2}).Wait(context.Background()); len(v) != 2 || err != nil {
+	if v, err := testwait.Wait(t, w.Random(context.Background(), &offload.RandomRequest{N: 2}), "the random bytes"); len(v) != 2 || err != nil {
 		t.Fatalf("random: %v", err)
 	}
 	for _, f := range []*offload.Future[[]byte]{a, b, c} {
@@ -311,7 +311,7 @@ func TestWrapDrop(t *testing.T) {
 		}
 	}
 	cancel()
-	if _, err := a.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := testwait.Wait(t, a, "the dropped request after cancel"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("dropped after cancel: %v", err)
 	}
 	var wg sync.WaitGroup
@@ -319,7 +319,7 @@ func TestWrapDrop(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.Close() }()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "both engines to close")
 	for _, f := range []*offload.Future[[]byte]{b, c} {
 		if _, err := f.Poll(); !errors.Is(err, offload.ErrClosed) {
 			t.Fatalf("held request after Close: %v", err)
@@ -329,11 +329,11 @@ func TestWrapDrop(t *testing.T) {
 	if s := inner.Stats().Op(offload.OpSign); s.Submitted != 1 {
 		t.Fatalf("dropped requests reached the inner engine: %+v", s)
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestWrapConcurrentCancel(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
 	w := inject.Wrap(inner, inject.Options{Jitter: 500 * time.Microsecond,
@@ -363,21 +363,10 @@ func TestWrapConcurrentCancel(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testwait.Group(t, &wg, "300 waiters")
 	w.Close()
-	waitFor(t, func() bool { return resolved.Load() == 300 })
-	leakcheck.Wait(t, before)
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	testwait.Until(t, "300 futures to resolve", func() bool { return resolved.Load() == 300 })
+	leaks()
 }
 
 // inlineSpy records whether the requests it is given ask to run inline.
@@ -401,7 +390,7 @@ func TestWrapDelayedIsNotInline(t *testing.T) {
 	w := inject.Wrap(spy, inject.Options{Latency: time.Millisecond})
 	defer w.Close()
 	ctx := context.Background()
-	if _, err := w.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}).Wait(ctx); err != nil {
+	if _, err := testwait.Wait(t, w.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}), "the delayed request"); err != nil {
 		t.Fatal(err)
 	}
 	if n := spy.inline.Load(); n != 0 {
@@ -409,7 +398,8 @@ func TestWrapDelayedIsNotInline(t *testing.T) {
 	}
 	// Without a delay the caller's own goroutine forwards it, inline as asked.
 	plain := inject.Wrap(spy, inject.Options{})
-	if _, err := plain.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}).Wait(ctx); err != nil {
+	defer plain.Close()
+	if _, err := testwait.Wait(t, plain.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}), "the plain request"); err != nil {
 		t.Fatal(err)
 	}
 	if n := spy.inline.Load(); n != 1 {

@@ -37,15 +37,18 @@
 //
 // # Mechanisms
 //
-// ECDSA signs with CKM_ECDSA over the digest, RSA with CKM_RSA_PKCS (the
-// DigestInfo prefix built here) or CKM_RSA_PKCS_PSS, Ed25519 with CKM_EDDSA
-// (pure Ed25519 only). A Message request goes whole to the token when it
-// lists the combined hash-and-sign mechanism (CKM_ECDSA_SHA256,
+// ECDSA signs with CKM_ECDSA over the digest cut to the curve's order as
+// crypto/ecdsa cuts it (P-256 with SHA-512 signs the leftmost 32 bytes), RSA
+// with CKM_RSA_PKCS (the DigestInfo prefix built here) or CKM_RSA_PKCS_PSS
+// (the salt length resolved by offload for the modulus), Ed25519 with
+// CKM_EDDSA (pure Ed25519 only). A Message request goes whole to the token
+// when it lists the combined hash-and-sign mechanism (CKM_ECDSA_SHA256,
 // CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, ...) and is hashed in Go
-// otherwise. RSA-OAEP decrypts with raw RSA on the token (CKM_RSA_X_509) and
-// removes the padding here, in constant time, so every hash and label works
-// exactly as in crypto/rsa; where raw RSA is refused it uses
-// CKM_RSA_PKCS_OAEP. PKCS #1 v1.5 decrypts with CKM_RSA_PKCS. AES runs as
+// otherwise. RSA decryption, OAEP and PKCS #1 v1.5 alike, runs as raw RSA on
+// the token (CKM_RSA_X_509) and the padding is removed here, in constant
+// time, so every hash and label works exactly as in crypto/rsa and the
+// token's answer never tells whether the padding was right; where raw RSA
+// is refused it uses CKM_RSA_PKCS_OAEP or CKM_RSA_PKCS. AES runs as
 // CKM_AES_GCM, CKM_AES_CBC (no padding) and CKM_AES_CTR (128-bit counter),
 // one C_Encrypt or C_Decrypt per request; a GCM message that does not
 // authenticate fails with an error wrapping crypto/cipher's own, which the

@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -587,7 +587,7 @@ func TestCancel(t *testing.T) {
 
 func TestCloseWithWaiters(t *testing.T) {
 	needHSM(t)
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	e, err := Open(context.Background(), Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN), MaxInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -656,15 +656,7 @@ func TestCloseWithWaiters(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	// No goroutine left behind.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	leaks()
 }
 
 func TestConcurrentSigns(t *testing.T) {
@@ -784,24 +776,6 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("message %q", err)
 			}
 		})
-	}
-}
-
-// TestSHA512Digest checks the DigestInfo of a hash whose prefix the token
-// could not build for us.
-func TestDigestInfo(t *testing.T) {
-	d := sha512.Sum512_256([]byte("x"))
-	di, err := digestInfo(crypto.SHA512_256, d[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// RFC 8017's fixed prefix for SHA-512/256.
-	prefix := []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x06, 0x05, 0x00, 0x04, 0x20}
-	if string(di[:len(prefix)]) != string(prefix) || string(di[len(prefix):]) != string(d[:]) {
-		t.Fatalf("DigestInfo %x", di)
-	}
-	if _, err := digestInfo(crypto.BLAKE2b_256, d[:]); !errors.Is(err, offload.ErrUnsupported) {
-		t.Fatalf("BLAKE2b: %v", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -50,9 +51,8 @@ func runMain(m *testing.M) int {
 	if err := setupSoftHSM(); err != nil {
 		hsm.setup = err
 	}
-	code := m.Run()
-	closeShared()
-	stopP11Server()
+	// The shared engine and p11-kit's server go before the leak check.
+	code := leakcheck.Run(m, closeShared, stopP11Server)
 	if hsm.dir != "" {
 		os.RemoveAll(hsm.dir)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/asn1"
 	"fmt"
@@ -106,17 +105,11 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 		if k == nil || k.Curve == nil {
 			return nil, fmt.Errorf("pkcs11: incomplete ECDSA private key: %w", offload.ErrInvalid)
 		}
-		var oid asn1.ObjectIdentifier
-		switch k.Curve {
-		case elliptic.P256():
-			typ, bits, oid = offload.KeyECDSAP256, 256, oidP256
-		case elliptic.P384():
-			typ, bits, oid = offload.KeyECDSAP384, 384, oidP384
-		case elliptic.P521():
-			typ, bits, oid = offload.KeyECDSAP521, 521, oidP521
-		default:
-			return nil, fmt.Errorf("pkcs11: ECDSA curve %s: %w", k.Curve.Params().Name, offload.ErrUnsupported)
+		var err error
+		if typ, bits, err = offload.KeyTypeOf(&k.PublicKey); err != nil {
+			return nil, fmt.Errorf("pkcs11: ECDSA key: %w", err)
 		}
+		oid := curveOIDs[typ]
 		if !e.hasMech(pkcs11.CKM_ECDSA, ckfSign) {
 			return unsupported("ECDSA", "CKM_ECDSA")
 		}

@@ -45,6 +45,10 @@ var (
 	oidP384    = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
 	oidP521    = asn1.ObjectIdentifier{1, 3, 132, 0, 35}
 	oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
+
+	curveOIDs = map[offload.KeyType]asn1.ObjectIdentifier{
+		offload.KeyECDSAP256: oidP256, offload.KeyECDSAP384: oidP384, offload.KeyECDSAP521: oidP521,
+	}
 )
 
 // FindKey finds the private (or, with type=secret-key, secret) key that an
@@ -214,9 +218,9 @@ func (e *Engine) loadKey(w *worker, obj pkcs11.ObjectHandle, class uint) (*offlo
 	if err != nil {
 		return nil, err
 	}
-	t, bits, err := keyTypeOf(pub)
+	t, bits, err := offload.KeyTypeOf(pub)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pkcs11: %w", err)
 	}
 	return offload.NewKey(e, t, bits, pub, h), nil
 }
@@ -360,26 +364,6 @@ func parseECPublic(params, point []byte) (crypto.PublicKey, error) {
 	return pub, nil
 }
 
-// keyTypeOf returns the offload type and size of a public key.
-func keyTypeOf(pub crypto.PublicKey) (offload.KeyType, int, error) {
-	switch p := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch p.Curve {
-		case elliptic.P256():
-			return offload.KeyECDSAP256, 256, nil
-		case elliptic.P384():
-			return offload.KeyECDSAP384, 384, nil
-		case elliptic.P521():
-			return offload.KeyECDSAP521, 521, nil
-		}
-	case *rsa.PublicKey:
-		return offload.KeyRSA, p.N.BitLen(), nil
-	case ed25519.PublicKey:
-		return offload.KeyEd25519, 256, nil
-	}
-	return 0, 0, fmt.Errorf("pkcs11: public key of type %T: %w", pub, offload.ErrUnsupported)
-}
-
 // badCurveParams reports whether code says a key generation refused its
 // CKA_EC_PARAMS.
 func badCurveParams(code pkcs11.Error) bool {
@@ -458,9 +442,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 	)
 	switch t {
 	case offload.KeyECDSAP256, offload.KeyECDSAP384, offload.KeyECDSAP521:
-		oid, size := map[offload.KeyType]asn1.ObjectIdentifier{
-			offload.KeyECDSAP256: oidP256, offload.KeyECDSAP384: oidP384, offload.KeyECDSAP521: oidP521,
-		}[t], map[offload.KeyType]int{offload.KeyECDSAP256: 256, offload.KeyECDSAP384: 384, offload.KeyECDSAP521: 521}[t]
+		oid, size := curveOIDs[t], map[offload.KeyType]int{offload.KeyECDSAP256: 256, offload.KeyECDSAP384: 384, offload.KeyECDSAP521: 521}[t]
 		if bits != 0 && bits != size {
 			return nil, fmt.Errorf("pkcs11: %v keys have %d bits, not %d: %w", t, size, bits, offload.ErrInvalid)
 		}

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/miekg/pkcs11"
-	ocipher "github.com/offcrypt/offcrypt/cipher"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -124,6 +123,8 @@ func TestCipherErrors(t *testing.T) {
 	}
 	tampered := bytes.Clone(ct)
 	tampered[0] ^= 1
+	// An authentication failure reads as crypto/cipher's Open error, which
+	// the cipher adapter reports as its ErrOpen (its own tests check that).
 	for _, tt := range []struct {
 		name string
 		req  offload.CipherRequest
@@ -145,19 +146,6 @@ func TestCipherErrors(t *testing.T) {
 				t.Fatalf("%v, want %v", err, tt.want)
 			}
 		})
-	}
-	// Through the cipher adapter, a tampered message is its ErrOpen.
-	aead, err := ocipher.NewGCM(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed := aead.Seal(nil, iv[:12], []byte("adapter"), nil)
-	if got, err := aead.Open(nil, iv[:12], sealed, nil); err != nil || string(got) != "adapter" {
-		t.Fatalf("Open: %q, %v", got, err)
-	}
-	sealed[len(sealed)-1] ^= 1
-	if _, err := aead.Open(nil, iv[:12], sealed, nil); !errors.Is(err, ocipher.ErrOpen) {
-		t.Fatalf("tampered Open: %v, want cipher.ErrOpen", err)
 	}
 }
 

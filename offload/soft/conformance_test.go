@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/conformance"
-	"github.com/offcrypt/offcrypt/offload/inject"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
 
@@ -22,8 +22,8 @@ func TestConformance(t *testing.T) {
 		eng, err := soft.New(soft.Options{
 			Workers:     2,
 			MaxInFlight: maxInFlight,
-			Faults: []inject.Fault{{
-				If:   func(r inject.Request) bool { return r.Op == offload.OpRandom && hold.Load() },
+			Faults: []fault.Fault{{
+				If:   func(r fault.Request) bool { return r.Op == offload.OpRandom && hold.Load() },
 				Drop: true,
 			}},
 		})

@@ -10,16 +10,15 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cloudflare/circl/sign/ed448"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa44"
 
+	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
-	"github.com/offcrypt/offcrypt/offload/inject"
 )
 
 func TestNewOptions(t *testing.T) {
@@ -33,7 +32,7 @@ func TestNewOptions(t *testing.T) {
 		{"small-inline", Options{MaxInline: 64}, false},
 		{"negative-workers", Options{Workers: -1}, false},
 		{"negative-latency", Options{Latency: -time.Second}, false},
-		{"empty-fault", Options{Faults: []inject.Fault{{Every: 2}}}, false},
+		{"empty-fault", Options{Faults: []fault.Fault{{Every: 2}}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := New(tt.o)
@@ -293,9 +292,9 @@ func TestInjectNotReady(t *testing.T) {
 var errInjected = errors.New("injected failure")
 
 func TestInjectFaults(t *testing.T) {
-	e := newEngine(t, Options{Faults: []inject.Fault{
-		{If: func(r inject.Request) bool { return r.Op == offload.OpHash }, Drop: true},
-		{If: func(r inject.Request) bool { return r.Op == offload.OpRandom }, Every: 2, Err: errInjected},
+	e := newEngine(t, Options{Faults: []fault.Fault{
+		{If: func(r fault.Request) bool { return r.Op == offload.OpHash }, Drop: true},
+		{If: func(r fault.Request) bool { return r.Op == offload.OpRandom }, Every: 2, Err: errInjected},
 	}})
 	ctx := context.Background()
 	for i := 1; i <= 6; i++ {
@@ -328,7 +327,7 @@ func TestInjectFaults(t *testing.T) {
 }
 
 func TestCloseInFlight(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leaks := leakcheck.Check(t)
 	e, err := New(Options{Workers: 2, MaxInFlight: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -376,12 +375,12 @@ func TestCloseInFlight(t *testing.T) {
 			}
 		}
 	}
-	leakcheck.Wait(t, before)
+	leaks()
 }
 
 func TestStats(t *testing.T) {
-	e := newEngine(t, Options{Faults: []inject.Fault{
-		{If: func(r inject.Request) bool { return r.Seq == 3 || r.Seq == 7 }, Err: errInjected},
+	e := newEngine(t, Options{Faults: []fault.Fault{
+		{If: func(r fault.Request) bool { return r.Seq == 3 || r.Seq == 7 }, Err: errInjected},
 	}})
 	key, _ := e.GenerateKey(context.Background(), offload.KeyEd25519, 0)
 	for i := range 10 {

@@ -108,16 +108,9 @@ func (e *Engine) importECDSA(k *ecdsa.PrivateKey) (*offload.Key, error) {
 	if k == nil || k.Curve == nil {
 		return nil, invalid("%v", errNilKey)
 	}
-	var t offload.KeyType
-	switch k.Curve {
-	case elliptic.P256():
-		t = offload.KeyECDSAP256
-	case elliptic.P384():
-		t = offload.KeyECDSAP384
-	case elliptic.P521():
-		t = offload.KeyECDSAP521
-	default:
-		return nil, fmt.Errorf("soft: %w: ECDSA curve %s", offload.ErrUnsupported, k.Curve.Params().Name)
+	t, bits, err := offload.KeyTypeOf(&k.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("soft: ECDSA key: %w", err)
 	}
 	raw, err := k.Bytes()
 	if err != nil {
@@ -131,7 +124,7 @@ func (e *Engine) importECDSA(k *ecdsa.PrivateKey) (*offload.Key, error) {
 	if k.X != nil && !cp.PublicKey.Equal(&k.PublicKey) {
 		return nil, invalid("ECDSA private key whose public half does not match")
 	}
-	return offload.NewKey(e, t, k.Curve.Params().BitSize, &cp.PublicKey, ecdsaKey{cp}), nil
+	return offload.NewKey(e, t, bits, &cp.PublicKey, ecdsaKey{cp}), nil
 }
 
 func (e *Engine) importRSA(k *rsa.PrivateKey) (*offload.Key, error) {

@@ -29,12 +29,12 @@ type signOp struct {
 	message bool   // in is the whole message, to hash with hash first
 	hash    crypto.Hash
 
-	pss      rsa.PSSOptions
-	ed       ed25519.Options
-	edCtx    string // Ed448 context
-	edPh     bool   // Ed448ph
-	mlCtx    []byte // ML-DSA context
-	mlRandom bool   // ML-DSA hedged
+	pss      rsa.PSSOptions  // the resolved salt length and the hash
+	ed       ed25519.Options // Ed25519: the hash (Ed25519ph) and the context
+	edCtx    string          // Ed448 context
+	edPh     bool            // Ed448ph
+	mlCtx    []byte          // ML-DSA context
+	mlRandom bool            // ML-DSA hedged
 
 	// The method values handed to the executor, bound once per pooled signOp
 	// so that a signature costs no closure allocations.
@@ -81,11 +81,11 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 }
 
 func (e *Engine) prepareSign(req *offload.SignRequest) (*signOp, error) {
-	alg, err := req.Check()
+	p, err := req.Check()
 	if err != nil {
 		return nil, err
 	}
-	if err := e.admit(req.Key, alg); err != nil {
+	if err := e.admit(req.Key, p.Alg); err != nil {
 		return nil, err
 	}
 	in := req.Input()
@@ -93,20 +93,17 @@ func (e *Engine) prepareSign(req *offload.SignRequest) (*signOp, error) {
 		return nil, invalid("%d bytes to sign exceed the %d-byte request cap", len(in), e.maxIn)
 	}
 	s := getSignOp()
-	s.alg, s.handle, s.in, s.message = alg, req.Key.Handle(), in, req.Message != nil
-	if err := s.prepare(req); err != nil {
+	s.alg, s.handle, s.in, s.message, s.hash = p.Alg, req.Key.Handle(), in, req.Message != nil, p.Hash
+	if err := s.prepare(req, &p); err != nil {
 		s.free()
 		return nil, err
 	}
 	return s, nil
 }
 
-// prepare takes what the signature needs out of req's options.
-func (s *signOp) prepare(req *offload.SignRequest) error {
+// prepare takes what the signature needs out of the checked parameters.
+func (s *signOp) prepare(req *offload.SignRequest, p *offload.SignParams) error {
 	alg := s.alg
-	if req.Opts != nil {
-		s.hash = req.Opts.HashFunc()
-	}
 	var ok bool
 	switch alg {
 	case offload.ECDSAP256, offload.ECDSAP384, offload.ECDSAP521:
@@ -115,18 +112,16 @@ func (s *signOp) prepare(req *offload.SignRequest) error {
 		_, ok = s.handle.(rsaKey)
 	case offload.RSAPSS:
 		_, ok = s.handle.(rsaKey)
-		s.pss = *req.Opts.(*rsa.PSSOptions)
-		if s.pss.SaltLength < rsa.PSSSaltLengthEqualsHash {
-			return invalid("PSS salt length %d", s.pss.SaltLength)
-		}
+		// The salt length is resolved. crypto/rsa reads a SaltLength of 0
+		// as rsa.PSSSaltLengthAuto, the longest salt the modulus takes;
+		// Check resolves to 0 only when that longest salt is 0, so the two
+		// agree.
+		s.pss = rsa.PSSOptions{SaltLength: p.SaltLength, Hash: p.Hash}
 	case offload.Ed25519, offload.Ed25519ph, offload.Ed25519ctx:
 		_, ok = s.handle.(edKey)
 		s.ed.Hash = s.hash
-		if o, isEd := req.Opts.(*ed25519.Options); isEd {
-			s.ed.Context = o.Context
-		}
-		if len(s.ed.Context) > 255 {
-			return invalid("Ed25519 context of %d bytes", len(s.ed.Context))
+		if len(p.Context) > 0 {
+			s.ed.Context = string(p.Context)
 		}
 	case offload.Ed448:
 		_, ok = s.handle.(ed448Key)
@@ -155,14 +150,7 @@ func (s *signOp) prepare(req *offload.SignRequest) error {
 		}
 	case offload.MLDSA44, offload.MLDSA65, offload.MLDSA87:
 		_, ok = s.handle.(mldsaKey)
-		s.mlRandom = true
-		if o, isML := req.Opts.(*offload.MLDSAOptions); isML && o != nil {
-			s.mlCtx = o.Context
-			s.mlRandom = !o.Deterministic
-		}
-		if len(s.mlCtx) > 255 {
-			return invalid("ML-DSA context of %d bytes", len(s.mlCtx))
-		}
+		s.mlCtx, s.mlRandom = p.Context, !p.Deterministic
 	default:
 		return invalid("algorithm %v cannot sign", alg)
 	}
@@ -274,11 +262,11 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 }
 
 func (e *Engine) prepareDecrypt(req *offload.DecryptRequest) (*decryptOp, error) {
-	alg, err := req.Check()
+	p, err := req.Check()
 	if err != nil {
 		return nil, err
 	}
-	if err := e.admit(req.Key, alg); err != nil {
+	if err := e.admit(req.Key, p.Alg); err != nil {
 		return nil, err
 	}
 	if len(req.Ciphertext) > e.maxIn {
@@ -289,13 +277,10 @@ func (e *Engine) prepareDecrypt(req *offload.DecryptRequest) (*decryptOp, error)
 		return nil, err
 	}
 	d := &decryptOp{priv: h.priv, ct: req.Ciphertext}
-	switch o := req.Opts.(type) {
-	case *rsa.OAEPOptions:
-		d.oaep, d.isOAE = *o, true
-	case *rsa.PKCS1v15DecryptOptions:
-		if o != nil {
-			d.v15 = *o
-		}
+	if p.Alg == offload.RSAOAEP {
+		d.oaep, d.isOAE = rsa.OAEPOptions{Hash: p.Hash, MGFHash: p.MGFHash, Label: p.Label}, true
+	} else {
+		d.v15.SessionKeyLen = p.SessionKeyLen
 	}
 	return d, nil
 }

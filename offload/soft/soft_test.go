@@ -176,8 +176,8 @@ func TestSign(t *testing.T) {
 				} else {
 					req.Digest = hashOf(h, msg)
 				}
-				if alg, err := req.Check(); err != nil || alg != tt.alg {
-					t.Fatalf("%s: Check = %v, %v; want %v", form, alg, err, tt.alg)
+				if p, err := req.Check(); err != nil || p.Alg != tt.alg {
+					t.Fatalf("%s: Check = %+v, %v; want %v", form, p, err, tt.alg)
 				}
 				sig, err := wait(t, e.Sign(context.Background(), req))
 				if err != nil {

@@ -1,4 +1,4 @@
-package handshakedelay
+package experiment
 
 import (
 	"context"

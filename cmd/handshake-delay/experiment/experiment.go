@@ -1,11 +1,15 @@
-// Package handshakedelay runs the delayed-engine experiment: a TLS server on
+// Package experiment runs the delayed-engine experiment: a TLS server on
 // loopback whose key lives in a software engine that adds a fixed delay to
 // every private-key operation, and N Go clients that handshake with it at
 // once. With the engine admitting N operations at once ("async"), the batch
 // takes about one delay; with one at a time ("stacked", a server whose
 // crypto blocks its only thread), about N delays. cmd/handshake-delay prints
-// the table; tests run it small.
-package handshakedelay
+// the table, bench/ its delay suite; tests run it small.
+//
+// It is a helper of those two programs, kept with the program it was
+// written for; it is not part of the library and makes no promise of
+// compatibility.
+package experiment
 
 import (
 	"context"
@@ -17,12 +21,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/offcrypt/offcrypt/internal/localca"
+	"github.com/offcrypt/offcrypt/cmd/handshake-delay/loopback"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -58,7 +61,7 @@ func Key(alg string) (crypto.Signer, error) {
 	case "rsa":
 		return rsa.GenerateKey(rand.Reader, 2048)
 	}
-	return nil, fmt.Errorf("handshakedelay: %w: algorithm %q (want ecdsa or rsa)", offload.ErrInvalid, alg)
+	return nil, fmt.Errorf("experiment: %w: algorithm %q (want ecdsa or rsa)", offload.ErrInvalid, alg)
 }
 
 // Run runs the experiment once with priv as the server's key (a fresh
@@ -67,7 +70,7 @@ func Key(alg string) (crypto.Signer, error) {
 func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	res := Result{Config: c}
 	if c.N < 1 || c.MaxInFlight < 1 || c.Delay < 0 {
-		return res, fmt.Errorf("handshakedelay: %w: N %d, MaxInFlight %d, Delay %v", offload.ErrInvalid, c.N, c.MaxInFlight, c.Delay)
+		return res, fmt.Errorf("experiment: %w: N %d, MaxInFlight %d, Delay %v", offload.ErrInvalid, c.N, c.MaxInFlight, c.Delay)
 	}
 	eng, err := soft.New(soft.Options{Latency: c.Delay, MaxInFlight: c.MaxInFlight})
 	if err != nil {
@@ -82,7 +85,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	roots, leaf, err := localca.Issue("handshake-delay CA", priv.Public())
+	roots, leaf, err := loopback.Issue("handshake-delay CA", priv.Public())
 	if err != nil {
 		return res, err
 	}
@@ -91,33 +94,11 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 		return res, err
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := loopback.Serve(ctx, tlsconfig.Server(cert))
 	if err != nil {
 		return res, err
 	}
-	srvCfg := tlsconfig.Server(cert)
-	var srv sync.WaitGroup
-	srvCtx, stop := context.WithCancel(ctx)
-	srv.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			srv.Go(func() {
-				defer conn.Close()
-				tc := tls.Server(conn, srvCfg)
-				if tc.HandshakeContext(srvCtx) == nil {
-					tc.Write([]byte{1})
-				}
-			})
-		}
-	})
-	defer func() {
-		stop()
-		ln.Close()
-		srv.Wait()
-	}()
+	defer stop()
 
 	cliCfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13}
 	var (
@@ -131,7 +112,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	for i := range c.N {
 		cli.Go(func() {
 			t0 := time.Now()
-			err := handshake(ctx, ln.Addr().String(), cliCfg)
+			err := handshake(ctx, addr, cliCfg)
 			times[i] = time.Since(t0)
 			if err == nil {
 				ok.Add(1)
@@ -183,7 +164,7 @@ func quantiles(d []time.Duration) (p50, mx time.Duration) {
 }
 
 // ErrIncomplete reports a run in which some handshake failed.
-var ErrIncomplete = errors.New("handshakedelay: some handshakes failed")
+var ErrIncomplete = errors.New("experiment: some handshakes failed")
 
 // Check returns an error wrapping ErrIncomplete, with the first failure,
 // when not every handshake of r succeeded.

@@ -1,0 +1,17 @@
+//go:build !cgo
+
+package tpm
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/offcrypt/offcrypt/offload"
+)
+
+func TestSimulatorNeedsCgo(t *testing.T) {
+	if _, err := Open(context.Background(), Config{Simulator: true}); !errors.Is(err, offload.ErrUnsupported) {
+		t.Fatalf("Open(Simulator) without cgo = %v, want ErrUnsupported", err)
+	}
+}

@@ -62,18 +62,19 @@ func runCipher(w io.Writer, cfg config) error {
 		if !bytes.Equal(got, want) {
 			return fmt.Errorf("AES-GCM over soft: ciphertext differs from crypto/cipher's")
 		}
+		// Each caller seals into a buffer of its own with room for the
+		// ciphertext, so neither side allocates it.
 		direct := func(int) func() error {
-			dst := make([]byte, 0, size+std.Overhead())
+			dst := callerBuf(size + std.Overhead())[:0]
 			return func() error {
-				dst = std.Seal(dst[:0], nonce, pt, nil)
+				std.Seal(dst, nonce, pt, nil)
 				return nil
 			}
 		}
 		offc := func(int) func() error {
-			dst := make([]byte, 0, size+std.Overhead())
+			dst := callerBuf(size + std.Overhead())[:0]
 			return func() error {
-				var err error
-				dst, err = sealer.SealContext(ctx, dst[:0], nonce, pt, nil)
+				_, err := sealer.SealContext(ctx, dst, nonce, pt, nil)
 				return err
 			}
 		}
@@ -86,8 +87,18 @@ func runCipher(w io.Writer, cfg config) error {
 				r[0]*float64(size)/1e6, r[1]*float64(size)/1e6, r[1]/r[0])
 		}
 	}
+	one, err := harnessCost(1, cfg)
+	if err != nil {
+		return err
+	}
+	all, err := harnessCost(runtime.GOMAXPROCS(0), cfg)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "MB is 10^6 bytes of plaintext. Seal with the plain cipher.AEAD method costs the same as SealContext, which is used here so an engine failure stops the run.")
+	fmt.Fprintf(w, "MB is 10^6 bytes of plaintext. Seal with the plain cipher.AEAD method costs the same as SealContext, which is used here so an engine failure stops the run. "+
+		"Each caller seals into a buffer on cache lines of its own. The harness's own cost per op, measured in this run with an empty op: %.1f ns with 1 caller, %.1f ns per caller's op with %d callers.\n",
+		one, all, runtime.GOMAXPROCS(0))
 	return nil
 }
 

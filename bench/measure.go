@@ -8,10 +8,43 @@ import (
 	"time"
 )
 
+// isolation is how far apart, in bytes, memory written by different callers
+// is kept: two 64-byte cache lines, because the CPUs these figures come from
+// fetch lines in adjacent pairs.
+const isolation = 128
+
+// callerBuf returns a slice of n zero bytes that shares no cache line (nor
+// adjacent line) with any other allocation. Callers that write their own
+// buffer on every op (a reused dst) must not write lines another caller
+// writes: two 80-byte buffers allocated one after the other sit 80 bytes
+// apart, share a line, and that line then bounces between the CPUs on
+// every op, which halved the rate of a 64-byte AES-GCM Seal at 2 callers.
+func callerBuf(n int) []byte {
+	b := make([]byte, isolation+n+isolation)
+	return b[isolation : isolation+n : isolation+n]
+}
+
+// callerVar returns a pointer to a zero T that shares no cache line (nor
+// adjacent line) with any other allocation: per-caller state an op writes
+// on every call (a latency slice's header) goes here.
+func callerVar[T any]() *T {
+	v := new(struct {
+		_ [isolation]byte
+		v T
+		_ [isolation]byte
+	})
+	return &v.v
+}
+
 // opsPerSecondEach runs callers goroutines for d and returns the rate,
-// with one op per caller: newOp(i) is
-// called once, before the clock starts, for caller i, so each caller can own
-// its buffers (a reused dst, a latency slice).
+// with one op per caller: newOp(i) is called once, before the clock starts,
+// for caller i, so each caller can own its buffers (a reused dst, a latency
+// slice). Whatever an op writes on every call must be its caller's own and
+// come from callerBuf or callerVar, and a closure must not reassign a
+// variable it captures (the variable would move to the heap, next to the
+// other callers' copies): the harness's own work per op is a call through a
+// func value, one atomic load of a flag no one writes until the end, and an
+// increment of a counter on the caller's stack, added to the total once.
 func opsPerSecondEach(newOp func(caller int) func() error, callers int, d time.Duration) (float64, error) {
 	var (
 		stop  atomic.Bool
@@ -109,6 +142,17 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	}
 	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// harnessCost returns the harness's own time per op, in ns, with callers
+// callers each running an op that does nothing: the median over cfg.reps
+// measurements of cfg.dur.
+func harnessCost(callers int, cfg config) (float64, error) {
+	r, err := compareEach([]func(int) func() error{shared(func() error { return nil })}, callers, cfg)
+	if err != nil {
+		return 0, err
+	}
+	return 1e9 * float64(callers) / r[0], nil
 }
 
 // shared makes a per-caller factory that hands every caller the same op.

@@ -285,15 +285,17 @@ func verify(pub crypto.PublicKey, digest, sig []byte, rawECDSA bool) error {
 }
 
 // latencies records each caller's per-signature latency, in a slice per
-// caller allocated before the clock starts.
+// caller allocated before the clock starts, its header on cache lines of
+// its own (callerVar) since every signature appends to it.
 type latencies struct {
-	per [][]time.Duration
+	per []*[]time.Duration
 }
 
 func newLatencies(callers, capacity int) *latencies {
-	l := &latencies{per: make([][]time.Duration, callers)}
+	l := &latencies{per: make([]*[]time.Duration, callers)}
 	for i := range l.per {
-		l.per[i] = make([]time.Duration, 0, capacity)
+		l.per[i] = callerVar[[]time.Duration]()
+		*l.per[i] = make([]time.Duration, 0, capacity)
 	}
 	return l
 }
@@ -302,17 +304,21 @@ func newLatencies(callers, capacity int) *latencies {
 // slice.
 func (l *latencies) wrap(sign func() error) func(int) func() error {
 	return func(i int) func() error {
+		lat := l.per[i]
 		return func() error {
 			t0 := time.Now()
 			err := sign()
-			l.per[i] = append(l.per[i], time.Since(t0))
+			*lat = append(*lat, time.Since(t0))
 			return err
 		}
 	}
 }
 
 func (l *latencies) sorted() []time.Duration {
-	all := slices.Concat(l.per...)
+	var all []time.Duration
+	for _, p := range l.per {
+		all = append(all, *p...)
+	}
 	slices.Sort(all)
 	return all
 }

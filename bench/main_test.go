@@ -100,10 +100,14 @@ func TestPKCS11(t *testing.T) {
 	for _, want := range []string{
 		"| ECDSA P-256 | 1 |", "| ECDSA P-256 | 8 |", "| RSA-2048 PKCS#1 v1.5 | 8 |",
 		"| ECDSA P-256 | offcrypt |", "| ECDSA P-256 | crypto11 |", "| RSA-2048 PKCS#1 v1.5 | raw |",
+		"| key | callers | owner loop ops/s | µs CPU per signature: owner loop |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if processCPU() > 0 && strings.Contains(out.String(), "n/a") {
+		t.Errorf("CPU time is readable here, but a CPU column says n/a:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "OS threads") {
 		t.Errorf("thread measurement ran with threadCallers 0:\n%s", out.String())

@@ -114,9 +114,9 @@ func setupSoftHSM() (cleanup func(), err error) {
 	return cleanup, nil
 }
 
-// rawToken is the device ceiling: miekg/pkcs11 called directly, S sessions
-// shared by the callers through a channel, C_SignInit and C_Sign per
-// signature.
+// rawToken is miekg/pkcs11 called directly, with no library between: S
+// sessions shared by the callers through a channel (sign), or each owned by
+// one goroutine (owners); C_SignInit and C_Sign per signature.
 type rawToken struct {
 	p        *pkcs11.Ctx
 	sessions chan pkcs11.SessionHandle
@@ -196,9 +196,10 @@ func (r *rawToken) signOn(sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle, mech
 	return nil
 }
 
-// ceiling is the token's own ceiling with S sessions, to be run with S
-// callers: caller i owns session i and signs in a loop, with no hand-off.
-func (r *rawToken) ceiling(obj pkcs11.ObjectHandle, mech uint, data []byte) func(int) func() error {
+// owners is the owner loop, to be run with S callers: caller i owns
+// session i and signs in a loop, with no hand-off. Its CPU time per
+// signature gives the token's ceiling (tokenCeiling).
+func (r *rawToken) owners(obj pkcs11.ObjectHandle, mech uint, data []byte) func(int) func() error {
 	return func(i int) func() error {
 		sh := r.all[i]
 		return func() error { return r.signOn(sh, obj, mech, data) }
@@ -371,6 +372,7 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 		lat  []time.Duration
 	}
 	var latRows []latRow
+	var cpuRows []string
 
 	fmt.Fprintf(w, "### PKCS#11 signatures on SoftHSM2, %d sessions each: token ceiling and raw miekg/pkcs11 loop, offcrypt (pkcs11 engine + signer/), crypto11 v1.5.0\n", s)
 	fmt.Fprintln(w)
@@ -423,22 +425,35 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 				factories[i] = lats[i].wrap(func() error { _, err := sd.sign(); return err })
 				counts[i] = callers
 			}
-			// The ceiling runs beside them, always with S callers.
-			factories = append(factories, raw.ceiling(obj, k.mech, k.data))
+			// The owner loop runs beside them, always with S callers.
+			factories = append(factories, raw.owners(obj, k.mech, k.data))
 			counts = append(counts, len(raw.all))
-			r, err := compareCallers(factories, counts, cfg)
+			m, err := measureSides(factories, counts, cfg)
 			if err != nil {
 				return fmt.Errorf("%s, %d callers: %w", k.name, callers, err)
 			}
-			ceil := r[3]
+			own := m[3]
+			ceil := tokenCeiling(own, s)
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
-				k.name, callers, ceil, r[0], r[1], r[2], r[1]/r[0], r[1]/r[2], r[2]/r[0], r[1]/ceil)
+				k.name, callers, ceil, m[0].rate, m[1].rate, m[2].rate, m[1].rate/m[0].rate, m[1].rate/m[2].rate, m[2].rate/m[0].rate, m[1].rate/ceil)
+			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |",
+				k.name, callers, own.rate, cpuMicros(own), cpuMicros(m[0]), cpuMicros(m[1]), cpuMicros(m[2]),
+				coresUsed(own), coresUsed(m[0]), coresUsed(m[1]), coresUsed(m[2])))
 			if callers == maxCallers {
 				for i, sd := range sides {
 					latRows = append(latRows, latRow{k.name, sd.name, lats[i].sorted()})
 				}
 			}
 		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Where the CPU went: the owner loop's rate, the process's CPU time (user and system, every goroutine and thread in it) per signature, and the CPUs the process had while each side ran (medians of the repetitions):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | callers | owner loop ops/s | µs CPU per signature: owner loop | raw | offcrypt | crypto11 | CPUs used: owner loop | raw | offcrypt | crypto11 |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, row := range cpuRows {
+		fmt.Fprintln(w, row)
 	}
 
 	fmt.Fprintln(w)
@@ -452,9 +467,48 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 			roundDur(p50), roundDur(p99), float64(p99)/float64(max(p50, 1)), roundDur(percentile(lr.lat, 1)))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. ceiling: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). ", s, s)
+	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. "+
+		"owner loop: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). "+
+		"ceiling: what the token can give %d sessions in this process, min(sessions, GOMAXPROCS) = %d CPUs divided by the owner loop's CPU time per signature (or the owner loop's rate, if higher). "+
+		"SoftHSM2 signs on the calling thread, and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked about 2-4 %% of its time, and otherwise on a CPU or waiting for one), so the token is bound by CPU: "+
+		"no side signs for less CPU than the owner loop, and a side's rate follows the CPUs the process is given while it runs (second table), which on a shared machine is less than GOMAXPROCS. "+
+		"The owner loop's rate is not the ceiling: a side that is given more CPUs than it beats it. ",
+		s, s, s, min(s, runtime.GOMAXPROCS(0)))
 	fmt.Fprintf(w, "All three sides sign with the same token objects (made by pkcs11-tool), with CKM_ECDSA and CKM_RSA_PKCS over a SHA-256 digest, on %d sessions; crypto11 gets MaxSessions %d because it keeps one session for its login and signs on the others.\n", s, s+1)
 	return nil
+}
+
+// tokenCeiling is the most signatures per second the token can give S
+// sessions in this process: SoftHSM2 signs on the calling thread and
+// barely serialises its sessions, so it is bound by CPU, and S sessions
+// can keep min(S, GOMAXPROCS) CPUs busy at the owner loop's CPU cost per
+// signature (no side spends less: the owner loop does nothing else). It is
+// the owner loop's own rate where that is higher, or where the CPU time is
+// unknown.
+func tokenCeiling(own result, sessions int) float64 {
+	if own.cpuPerOp <= 0 {
+		return own.rate
+	}
+	cpus := min(sessions, runtime.GOMAXPROCS(0))
+	return max(own.rate, float64(cpus)/own.cpuPerOp.Seconds())
+}
+
+// cpuMicros formats a side's CPU time per signature in µs, "n/a" where
+// unknown.
+func cpuMicros(r result) string {
+	if r.cpuPerOp <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", float64(r.cpuPerOp)/float64(time.Microsecond))
+}
+
+// coresUsed formats the CPUs the process had while a side ran, "n/a" where
+// unknown.
+func coresUsed(r result) string {
+	if r.cores <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", r.cores)
 }
 
 func roundDur(d time.Duration) time.Duration {

@@ -470,9 +470,9 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. "+
 		"owner loop: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). "+
 		"ceiling: what the token can give %d sessions in this process, min(sessions, GOMAXPROCS) = %d CPUs divided by the owner loop's CPU time per signature (or the owner loop's rate, if higher). "+
-		"SoftHSM2 signs on the calling thread, and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked about 2-4 %% of its time, and otherwise on a CPU or waiting for one), so the token is bound by CPU: "+
-		"no side signs for less CPU than the owner loop, and a side's rate follows the CPUs the process is given while it runs (second table), which on a shared machine is less than GOMAXPROCS. "+
-		"The owner loop's rate is not the ceiling: a side that is given more CPUs than it beats it. ",
+		"SoftHSM2 signs on the calling thread, and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked about 2-4 %% of its time, and otherwise on a CPU or waiting for one), so the token is bound by CPU, "+
+		"and a side's rate follows the CPUs the process is given while it runs (second table), on a shared machine fewer than GOMAXPROCS: the owner loop's rate is not the ceiling, a side given more CPUs can beat it. "+
+		"With sessions signing at once, no side spends clearly less CPU per signature than the owner loop; one signature at a time costs less (the threads no longer share SoftHSM2's and OpenSSL's state), but keeps at most one CPU busy. ",
 		s, s, s, min(s, runtime.GOMAXPROCS(0)))
 	fmt.Fprintf(w, "All three sides sign with the same token objects (made by pkcs11-tool), with CKM_ECDSA and CKM_RSA_PKCS over a SHA-256 digest, on %d sessions; crypto11 gets MaxSessions %d because it keeps one session for its login and signs on the others.\n", s, s+1)
 	return nil

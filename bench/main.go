@@ -18,8 +18,10 @@
 //     on every side: the token's ceiling (the CPUs S sessions can keep busy
 //     at the CPU cost of one goroutine per session signing in a loop), a raw
 //     miekg/pkcs11 loop whose callers share the sessions, offcrypt and
-//     crypto11; latency quantiles; and the OS threads offcrypt and crypto11
-//     each create for 10,000 concurrent callers (each in a child process).
+//     crypto11; each side's CPU time per signature and the CPUs the process
+//     had while it ran; latency quantiles; and the OS threads offcrypt and
+//     crypto11 each create for 10,000 concurrent callers (each in a child
+//     process).
 //
 // Usage:
 //

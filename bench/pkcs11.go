@@ -482,9 +482,9 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 // sessions in this process: SoftHSM2 signs on the calling thread and
 // barely serialises its sessions, so it is bound by CPU, and S sessions
 // can keep min(S, GOMAXPROCS) CPUs busy at the owner loop's CPU cost per
-// signature (no side spends less: the owner loop does nothing else). It is
-// the owner loop's own rate where that is higher, or where the CPU time is
-// unknown.
+// signature (the owner loop does nothing but sign, so with S sessions
+// signing at once no side spends clearly less). It is the owner loop's own
+// rate where that is higher, or where the CPU time is unknown.
 func tokenCeiling(own result, sessions int) float64 {
 	if own.cpuPerOp <= 0 {
 		return own.rate

@@ -56,10 +56,11 @@ func (c cell) cpuPerOp() time.Duration {
 // opsPerSecondEach runs callers goroutines for d and measures them, with one
 // op per caller: newOp(i) is called once, before the clock starts, for
 // caller i, so each caller can own its buffers (a reused dst, a latency
-// slice). Whatever an op writes on every call must be its caller's own and
-// come from callerBuf or callerVar, and a closure must not reassign a
-// variable it captures (the variable would move to the heap, next to the
-// other callers' copies): the harness's own work per op is a call through a
+// slice). With more than one caller, whatever an op writes on every call
+// must be its caller's own and come from callerBuf or callerVar, and a
+// closure must not reassign a variable it captures (the variable would move
+// to the heap, next to the other callers' copies): the harness's own work
+// per op is a call through a
 // func value, one atomic load of a flag no one writes until the end, and an
 // increment of a counter on the caller's stack, added to the total once.
 func opsPerSecondEach(newOp func(caller int) func() error, callers int, d time.Duration) (cell, error) {

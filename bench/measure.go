@@ -60,9 +60,9 @@ func (c cell) cpuPerOp() time.Duration {
 // must be its caller's own and come from callerBuf or callerVar, and a
 // closure must not reassign a variable it captures (the variable would move
 // to the heap, next to the other callers' copies): the harness's own work
-// per op is a call through a
-// func value, one atomic load of a flag no one writes until the end, and an
-// increment of a counter on the caller's stack, added to the total once.
+// per op is a call through a func value, one atomic load of a flag no one
+// writes until the end, and an increment of a counter on the caller's
+// stack, added to the total once.
 func opsPerSecondEach(newOp func(caller int) func() error, callers int, d time.Duration) (cell, error) {
 	var (
 		stop  atomic.Bool

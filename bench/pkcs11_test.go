@@ -14,20 +14,23 @@ import (
 
 func TestTokenCeiling(t *testing.T) {
 	procs := runtime.GOMAXPROCS(0)
+	ms := time.Millisecond
 	for _, c := range []struct {
 		name     string
-		own      result
+		results  []result
 		sessions int
 		want     float64
 	}{
-		{"CPU time unknown", result{rate: 900}, 2, 900},
-		{"one session, one CPU", result{rate: 900, cpuPerOp: time.Millisecond}, 1, 1000},
-		{"more sessions than CPUs", result{rate: 900, cpuPerOp: time.Millisecond}, procs + 3, float64(procs) * 1000},
-		{"owner loop faster than its CPU time allows", result{rate: 5000, cpuPerOp: time.Millisecond}, 1, 5000},
+		{"no results", nil, 2, 0},
+		{"CPU time unknown: the highest rate", []result{{rate: 900}, {rate: 700}}, 2, 900},
+		{"one session: one CPU at the cheapest signature", []result{{rate: 900, cpuPerOp: 2 * ms}, {rate: 800, cpuPerOp: ms}}, 1, 1000},
+		{"more sessions than CPUs", []result{{rate: 900, cpuPerOp: ms}}, procs + 3, float64(procs) * 1000},
+		{"a result without CPU time is skipped", []result{{rate: 900}, {rate: 800, cpuPerOp: ms}}, 1, 1000},
+		{"a side faster than the CPU bound", []result{{rate: 5000, cpuPerOp: ms}}, 1, 5000},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := tokenCeiling(c.own, c.sessions); got != c.want {
-				t.Errorf("tokenCeiling(%+v, %d) = %v, want %v", c.own, c.sessions, got, c.want)
+			if got := tokenCeiling(c.results, c.sessions); got != c.want {
+				t.Errorf("tokenCeiling(%+v, %d) = %v, want %v", c.results, c.sessions, got, c.want)
 			}
 		})
 	}

@@ -484,9 +484,9 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. "+
 		"owner loop: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). "+
 		"ceiling: what the token can give %d sessions in this process, one figure per key: min(sessions, GOMAXPROCS) = %d CPUs, each signing at the lowest CPU time per signature any side showed in any row of the key (second table). "+
-		"SoftHSM2 signs on the calling thread, and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked about 2-4 %% of its time, and otherwise on a CPU or waiting for one), so the token is bound by CPU, "+
-		"and a side's rate follows the CPUs the process is given while it runs, on a shared machine fewer than GOMAXPROCS: the owner loop's rate is not a ceiling, a side given more CPUs can beat it. "+
-		"One signature at a time costs less CPU than two at once (the threads then share SoftHSM2's and OpenSSL's state), so with 1 caller raw and crypto11 often show the lowest CPU time per signature, but they keep at most one CPU busy. ",
+		"SoftHSM2 signs on the calling thread and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked 2-7 %% of its time and otherwise on a CPU or waiting for one, and a signature costs about 20 %% more CPU than with one session alone, the threads sharing SoftHSM2's and OpenSSL's state), so the token is bound by CPU: "+
+		"a side's rate follows the CPUs the process is given while it runs (on a shared machine fewer than GOMAXPROCS) and its CPU time per signature, and the owner loop's rate is not a ceiling, a side given more CPUs or paying less per signature beats it. "+
+		"The ceiling is reached only by keeping every CPU busy at the cheapest signature; with 1 caller raw and crypto11 often show that one, but keep at most one CPU busy. ",
 		s, s, s, min(s, runtime.GOMAXPROCS(0)))
 	fmt.Fprintf(w, "All three sides sign with the same token objects (made by pkcs11-tool), with CKM_ECDSA and CKM_RSA_PKCS over a SHA-256 digest, on %d sessions; crypto11 gets MaxSessions %d because it keeps one session for its login and signs on the others.\n", s, s+1)
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -173,6 +174,15 @@ type result struct {
 	rate     float64
 	cpuPerOp time.Duration
 	cores    float64
+}
+
+// coresUsed formats the CPUs the process had while a side ran, "n/a" where
+// unknown.
+func coresUsed(r result) string {
+	if r.cores <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", r.cores)
 }
 
 func median(v []float64) float64 {

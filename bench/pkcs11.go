@@ -524,15 +524,6 @@ func cpuMicros(r result) string {
 	return fmt.Sprintf("%.1f", float64(r.cpuPerOp)/float64(time.Microsecond))
 }
 
-// coresUsed formats the CPUs the process had while a side ran, "n/a" where
-// unknown.
-func coresUsed(r result) string {
-	if r.cores <= 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2f", r.cores)
-}
-
 func roundDur(d time.Duration) time.Duration {
 	switch {
 	case d >= 10*time.Millisecond:

@@ -173,7 +173,12 @@ func newSuite(t *testing.T, f Factory, m mode) *suite {
 	}
 	sessions, _ := st.Engine.(offload.HashSessioner)
 	if m.opts != nil {
-		st.Engine = inject.Wrap(st.Engine, *m.opts)
+		w, err := inject.Wrap(st.Engine, *m.opts)
+		if err != nil {
+			st.Engine.Close()
+			t.Fatalf("conformance: wrapping the engine: %v", err)
+		}
+		st.Engine = w
 	}
 	eng := st.Engine
 	t.Cleanup(func() { eng.Close() })

@@ -136,7 +136,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, offload.ErrInvalid, true},
 		{"random-over-cap", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{N: 1025})); return err }, offload.ErrInvalid, true},
-		{"random-zero", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{})); return err }, offload.ErrInvalid, true},
+		{"random-negative", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{N: -1})); return err }, offload.ErrInvalid, true},
 		{"hash-non-block", hash(&offload.HashRequest{Hash: crypto.SHA256, Data: make([]byte, 65)}), offload.ErrInvalid, true},
 		{"hash-SHA512-non-block", hash(&offload.HashRequest{Hash: crypto.SHA512, Data: make([]byte, 64)}), offload.ErrInvalid, true},
 		{"hash-over-cap", hash(&offload.HashRequest{Hash: crypto.SHA256, Data: make([]byte, 1088), Final: true}), offload.ErrInvalid, true},

@@ -12,7 +12,8 @@
 // In-process work (the software engine). Op.Work runs on a pool of worker
 // goroutines, or, when the request sets offload.Call.Inline and a slot is
 // free at once, on the caller's goroutine before Submit returns: no job, no
-// promise, no hand-off. Config.Workers sets the pool's size.
+// promise, no hand-off, and a context that ends while the work runs still
+// decides the outcome (see Submit). Config.Workers sets the pool's size.
 //
 // Workers that own device state (a PKCS #11 session per worker, a TPM's one
 // transport). Config.States gives one state per worker, and Op.Work receives
@@ -336,6 +337,12 @@ type Op[S, T any] struct {
 // Submit admits o and returns its future. Work with Call.Inline set and a
 // free slot runs on the calling goroutine before Submit returns; other
 // work is queued for a worker; a Start is called on the calling goroutine.
+//
+// Inline work is not interrupted when ctx ends, but its result does not
+// outlive the context: when ctx has ended by the time the work returns,
+// the result goes to Op.Release and the future fails with the context's
+// error, as it would have if a worker had run the work. The caller thus
+// sees the context's end no later than the end of the work.
 func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.Future[T] {
 	op := o.Kind
 	if x.closed.Load() {
@@ -369,6 +376,14 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		err := out.Err
 		if err == nil {
 			v, err = call(x, *new(S), &o, true, alwaysPending)
+			if ctx.Err() != nil {
+				// The context ended while the work ran, which nothing
+				// interrupts: its end wins, as it would have on a worker.
+				if o.Release != nil {
+					o.Release(v)
+				}
+				v, err = *new(T), context.Cause(ctx)
+			}
 		}
 		err = x.wrap(o.Internal, op, err)
 		if !o.Internal {

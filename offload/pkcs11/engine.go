@@ -80,7 +80,10 @@ type worker struct {
 // (the PIN is tried once, never again). Open runs on the caller's goroutine;
 // every operation after it runs on the engine's workers.
 func Open(ctx context.Context, c Config) (*Engine, error) {
-	c = c.withDefaults()
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -452,18 +455,17 @@ func failed[T any](op offload.Op, err error) *offload.Future[T] {
 }
 
 // Random returns req.N bytes from C_GenerateRandom. N may not exceed
-// Info().MaxInline.
+// Info().MaxInline; 0 is answered at once with no bytes, without the token
+// (see offload.RandomRequest).
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
-	switch {
-	case req == nil || req.N < 0 || req.N > e.cfg.MaxInline:
-		n := -1
-		if req != nil {
-			n = req.N
-		}
-		return failed[[]byte](offload.OpRandom, fmt.Errorf("pkcs11: random: %d bytes, want 0..%d: %w", n, e.cfg.MaxInline, offload.ErrInvalid))
-	case e.closed.Load():
+	if e.closed.Load() {
 		return failed[[]byte](offload.OpRandom, errClosed)
-	case req.N == 0:
+	}
+	empty, err := req.Check(e.cfg.MaxInline)
+	switch {
+	case err != nil:
+		return failed[[]byte](offload.OpRandom, fmt.Errorf("pkcs11: %w", err))
+	case empty:
 		return offload.Resolved([]byte{}, nil)
 	}
 	n := req.N

@@ -56,7 +56,7 @@ type Config struct {
 // use.
 type Engine struct {
 	cfg   Config
-	model *Model
+	dev   device // the model, or a later tier's binding
 	insts []*inst
 	next  atomic.Uint32
 	// asym serves signatures and decryptions, sym ciphers and hashes: each
@@ -106,10 +106,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		cfg.Model = m
 	}
-	e := &Engine{cfg: cfg, model: cfg.Model}
+	e := &Engine{cfg: cfg, dev: cfg.Model}
 	var asymSlots, symSlots int
 	gen := Gen4
-	for _, d := range e.model.instances() {
+	for _, d := range e.dev.instances() {
 		in := &inst{dev: d, info: d.info(), p: newPoller(d, cfg.PollInterval, cfg.PollThreshold)}
 		asymSlots += in.info.asymRing
 		symSlots += in.info.symRing
@@ -169,7 +169,7 @@ func (e *Engine) Close() error {
 		for _, in := range e.insts {
 			in.p.stop()
 		}
-		e.model.close()
+		e.dev.close()
 	})
 	return nil
 }

@@ -186,14 +186,15 @@ func (m *Model) add(v *int, n int) {
 
 // Stall makes polls reap nothing until Resume: requests stay on their rings
 // as on a device that stopped answering.
-func (m *Model) Stall() { m.setStalled(true) }
+func (m *Model) Stall() { m.set(&m.stalled, true) }
 
 // Resume ends Stall.
-func (m *Model) Resume() { m.setStalled(false) }
+func (m *Model) Resume() { m.set(&m.stalled, false) }
 
-func (m *Model) setStalled(v bool) {
+// set sets one of the model's flags.
+func (m *Model) set(flag *bool, v bool) {
 	m.mu.Lock()
-	m.stalled = v
+	*flag = v
 	m.mu.Unlock()
 }
 
@@ -201,9 +202,7 @@ func (m *Model) setStalled(v bool) {
 // poll, with StatusRestarting, and submissions answer StatusRestarting
 // until Restarted. Sessions survive the reset.
 func (m *Model) Reset() {
-	m.mu.Lock()
-	m.restarting = true
-	m.mu.Unlock()
+	m.set(&m.restarting, true)
 	for _, in := range m.insts {
 		in.mu.Lock()
 		for _, r := range in.flight {
@@ -216,11 +215,7 @@ func (m *Model) Reset() {
 }
 
 // Restarted ends a Reset: the card takes requests again.
-func (m *Model) Restarted() {
-	m.mu.Lock()
-	m.restarting = false
-	m.mu.Unlock()
-}
+func (m *Model) Restarted() { m.set(&m.restarting, false) }
 
 func (m *Model) instances() []instance {
 	out := make([]instance, len(m.insts))

@@ -41,7 +41,7 @@ type Engine struct {
 	closed   atomic.Bool
 	ops      sync.WaitGroup // admitted jobs not yet finished
 	workers  sync.WaitGroup
-	sessions []pkcs11.SessionHandle // one per worker; 0 (CK_INVALID_HANDLE) while a worker has none
+	sessions []session // one per worker; the zero session while a worker has none
 
 	closeOnce sync.Once
 	closeErr  error
@@ -76,6 +76,13 @@ type worker struct {
 	broken bool   // the session was lost and not yet reopened
 }
 
+// session is a worker's session and the module life it was opened in: a
+// handle from another life must never be used (see module.enter).
+type session struct {
+	sh  pkcs11.SessionHandle
+	gen uint64
+}
+
 // task is a queued job, whatever its result type.
 type task interface {
 	run(w *worker)   // do the work on w's session and deliver
@@ -100,28 +107,35 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	e := &Engine{cfg: c, mod: mod, p: mod.ctx}
 	e.brk.threshold, e.brk.cooldown = c.BreakerThreshold, c.BreakerCooldown
 	e.rec.ctx, e.rec.cancel = context.WithCancel(context.Background())
-	gen := mod.generation()
-	if err := e.open(ctx); err != nil {
+	gen := mod.enter()
+	if err := e.open(ctx, gen); err != nil {
 		e.rec.cancel()
-		for _, sh := range e.sessions {
-			e.p.CloseSession(sh)
+		for _, s := range e.sessions {
+			e.p.CloseSession(s.sh)
 		}
+		mod.leave()
 		mod.release()
 		return nil, err
 	}
+	mod.leave()
 	e.limit = offload.NewLimiter(c.MaxInFlight)
 	e.jobs = make(chan task, c.MaxInFlight)
 	e.workers.Add(len(e.sessions))
 	e.rec.slot.Store(uint64(e.slot))
 	e.rec.modGen = gen
-	for i, sh := range e.sessions {
-		go e.work(&worker{i: i, p: e.p, sh: sh, gen: gen})
+	for i, s := range e.sessions {
+		go e.work(&worker{i: i, p: e.p, sh: s.sh, gen: gen})
 	}
 	return e, nil
 }
 
-func (e *Engine) open(ctx context.Context) error {
+// open finds the token, opens the sessions and logs in, inside the
+// module's gate in the module's life gen.
+func (e *Engine) open(ctx context.Context, gen uint64) error {
 	slot, err := e.findToken()
+	if errors.Is(err, errNoToken) {
+		err = fmt.Errorf("%w: %w", err, offload.ErrNotFound)
+	}
 	if err != nil {
 		return err
 	}
@@ -142,17 +156,17 @@ func (e *Engine) open(ctx context.Context) error {
 		if err != nil {
 			return ckErr("C_OpenSession", err)
 		}
-		e.sessions = append(e.sessions, sh)
+		e.sessions = append(e.sessions, session{sh, gen})
 	}
 	e.flags = flags
 	if e.cfg.PIN == nil {
 		return nil
 	}
-	pin, err := e.cfg.PIN(ctx)
+	pin, err := e.pin(ctx, gen)
 	if err != nil {
-		return fmt.Errorf("pkcs11: PIN callback: %w", err)
+		return err
 	}
-	err = e.mod.login(e.sessions[0], slot, string(pin))
+	err = e.mod.login(e.sessions[0].sh, slot, string(pin))
 	clear(pin)
 	if err != nil {
 		return err
@@ -186,8 +200,9 @@ func (e *Engine) findToken() (uint, error) {
 	}
 	switch len(found) {
 	case 0:
-		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v): %w",
-			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), offload.ErrNotFound)
+		// Missing at Open, unreachable at recovery: the caller adds which.
+		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v)",
+			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot))
 	case 1:
 		return found[0], nil
 	}
@@ -317,21 +332,25 @@ func (e *Engine) Close() error {
 		e.ops.Wait()
 
 		var errs []error
-		live := slices.DeleteFunc(slices.Clone(e.sessions), func(sh pkcs11.SessionHandle) bool { return sh == 0 })
+		// Sessions from an earlier life of the module died with it (another
+		// engine re-initialised it): their numbers may be others' now.
+		gen := e.mod.enter()
+		live := slices.DeleteFunc(slices.Clone(e.sessions), func(s session) bool { return s.sh == 0 || s.gen != gen })
 		if e.login {
 			var sh pkcs11.SessionHandle
 			if len(live) > 0 {
-				sh = live[0]
+				sh = live[0].sh
 			}
 			errs = append(errs, e.mod.logout(sh, e.curSlot()))
 		}
-		for _, sh := range live {
-			err := e.p.CloseSession(sh)
+		for _, s := range live {
+			err := e.p.CloseSession(s.sh)
 			if code, _ := ckCode(err); gone(code) {
 				err = nil // lost underneath us and never recovered
 			}
 			errs = append(errs, ckErr("C_CloseSession", err))
 		}
+		e.mod.leave()
 		errs = append(errs, e.mod.release())
 		e.closeErr = errors.Join(errs...)
 	})

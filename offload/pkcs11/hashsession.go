@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -334,11 +335,13 @@ func (s *stream) run(w *worker) {
 			return
 		}
 		if r.final {
-			sum, err := w.p.DigestFinal(w.sh)
+			var sum []byte
+			err := s.call(w, func() (err error) {
+				sum, err = w.p.DigestFinal(w.sh)
+				return ckErr("C_DigestFinal", err)
+			})
 			active = false // ended by C_DigestFinal, whatever it returned
-			if err != nil {
-				err = ckErr("C_DigestFinal", err)
-			} else if len(sum) != s.h.Size() {
+			if err == nil && len(sum) != s.h.Size() {
 				err = fmt.Errorf("pkcs11: C_DigestFinal returned %d bytes for %v", len(sum), s.h)
 			}
 			s.lost(w, err)
@@ -354,7 +357,7 @@ func (s *stream) run(w *worker) {
 		if s.e.updateHook != nil {
 			s.e.updateHook()
 		}
-		if err := ckErr("C_DigestUpdate", w.p.DigestUpdate(w.sh, r.data)); err != nil {
+		if err := s.call(w, func() error { return ckErr("C_DigestUpdate", w.p.DigestUpdate(w.sh, r.data)) }); err != nil {
 			active = false // a failed update ends the operation
 			s.lost(w, err)
 			s.end(err)
@@ -364,6 +367,23 @@ func (s *stream) run(w *worker) {
 		r.resolve(nil, nil)
 	}
 }
+
+// call runs fn, a call on w's session, inside the module's gate, unless the
+// module was re-initialised since the session was opened: the digest went
+// with the session, and call fails with errDigestLost without touching the
+// handle (the module may have given its number to another session).
+func (s *stream) call(w *worker, fn func() error) error {
+	if s.e.mod.enter() != w.gen {
+		s.e.mod.leave()
+		return errDigestLost
+	}
+	defer s.e.mod.leave()
+	return fn()
+}
+
+// errDigestLost fails a hash session whose PKCS #11 session died with the
+// module's life (another worker re-initialised the module).
+var errDigestLost = errors.New("pkcs11: the module was re-initialised under the hash session: its digest is gone")
 
 // deliver keeps r's outcome for finish, which resolves it after the slot is
 // free, so a caller that sees the result sees the slot freed too.
@@ -390,10 +410,13 @@ func (s *stream) lost(w *worker, err error) {
 // serve other jobs: C_DigestFinal into a buffer that is thrown away (which
 // SoftHSM and every conforming token accept at any point of a digest).
 func (s *stream) endOp(w *worker) {
-	_, err := w.p.DigestFinal(w.sh)
+	err := s.call(w, func() error {
+		_, err := w.p.DigestFinal(w.sh)
+		return err
+	})
 	code, ok := ckCode(err)
 	if !ok || code == pkcs11.CKR_OPERATION_NOT_INITIALIZED {
-		return
+		return // errDigestLost among them: the operation died with the session
 	}
 	if gone(code) {
 		s.lost(w, ckErr("C_DigestFinal", err))
@@ -403,7 +426,9 @@ func (s *stream) endOp(w *worker) {
 	// way to be sure the next job finds none active.
 	e := s.e
 	e.rec.mu.Lock()
+	e.mod.enter()
 	rerr := e.reopen(w, true)
+	e.mod.leave()
 	e.rec.mu.Unlock()
 	if rerr != nil {
 		w.broken = true

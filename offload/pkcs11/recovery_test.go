@@ -208,7 +208,7 @@ func TestBreaker(t *testing.T) {
 	signOK(t, e, k, "before")
 	errDown := errors.New("token down (test)")
 	e.rec.failReopen.Store(&errDown)
-	if err := e.p.CloseSession(e.sessions[0]); err != nil {
+	if err := e.p.CloseSession(e.sessions[0].sh); err != nil {
 		t.Fatal(err)
 	}
 	// Two failed recoveries: the first after C_SignInit's
@@ -261,7 +261,7 @@ func TestRecoveryNoRetryForGenerate(t *testing.T) {
 	if _, err := e.GenerateKey(context.Background(), offload.KeyAES, 128); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.p.CloseSession(e.sessions[0]); err != nil {
+	if err := e.p.CloseSession(e.sessions[0].sh); err != nil {
 		t.Fatal(err)
 	}
 	before := e.Recovery()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,25 @@ type module struct {
 	// gate keeps every engine's calls into the module apart from its
 	// re-initialisation (see gate, enter and reinit).
 	gate gate
+
+	// serial says the module must be called by one thread at a time, and
+	// call is held between enter and leave when it is. Set when the module
+	// is loaded, never changed.
+	serial bool
+	call   sync.Mutex
+}
+
+// serialModule reports whether the module described by info must be
+// called by one thread at a time. p11-kit's modules (its RPC client and its
+// proxy, which can forward to a remote module the same way) carry every
+// call of the process over one socket, and when the server dies under
+// concurrent calls the client can leave threads blocked forever on a lock
+// the failed call did not release (seen with p11-kit 0.24.1: threads in
+// C_Sign and C_SignInit that never return, the server gone). One call at a
+// time costs little there: the server answers a connection's calls one
+// after the other anyway.
+func serialModule(info pkcs11.Info) bool {
+	return strings.TrimSpace(info.ManufacturerID) == "PKCS#11 Kit"
 }
 
 // quiesceBound is how long reinit waits for the calls inside the module to
@@ -61,7 +81,8 @@ type module struct {
 // only a hung device keeps a call longer.
 const quiesceBound = 10 * time.Second
 
-// enter enters the module's gate and returns the module's current life,
+// enter enters the module's gate (and, for a module called one thread at
+// a time, takes its call lock) and returns the module's current life,
 // which cannot change before leave: handles from that life (sessions,
 // objects) are valid until then, and handles from another life must not be
 // used, since the module may have given their numbers to others. Every
@@ -71,11 +92,19 @@ const quiesceBound = 10 * time.Second
 // while the module is being re-initialised.
 func (m *module) enter() uint64 {
 	m.gate.enter()
+	if m.serial {
+		m.call.Lock()
+	}
 	return m.gen.Load()
 }
 
 // leave ends what enter began.
-func (m *module) leave() { m.gate.leave() }
+func (m *module) leave() {
+	if m.serial {
+		m.call.Unlock()
+	}
+	m.gate.leave()
+}
 
 // acquireModule loads and initialises the module at path, or takes another
 // reference on it.
@@ -120,6 +149,13 @@ func acquireModule(path string) (*module, error) {
 		default:
 			return nil, ckErr("C_Initialize", err)
 		}
+		// No engine uses the module yet: nothing reads serial meanwhile.
+		info, err := m.ctx.GetInfo()
+		if err != nil {
+			m.finalize()
+			return nil, ckErr("C_GetInfo", err)
+		}
+		m.serial = serialModule(info)
 	}
 	m.refs++
 	return m, nil
@@ -132,7 +168,16 @@ func (m *module) release() error {
 	modules.mu.Lock()
 	defer modules.mu.Unlock()
 	m.refs--
-	if m.refs > 0 || !m.owned || !m.initialized {
+	if m.refs > 0 {
+		return nil
+	}
+	return m.finalize()
+}
+
+// finalize finalises a module no engine holds, if this package initialised
+// it. modules.mu is held.
+func (m *module) finalize() error {
+	if !m.owned || !m.initialized {
 		return nil
 	}
 	m.owned, m.initialized = false, false

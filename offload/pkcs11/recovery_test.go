@@ -164,14 +164,7 @@ func TestRecoveryWrongPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.p.Logout(sh); err != nil {
-		t.Fatal(err)
-	}
-	e.p.CloseSession(sh)
+	logoutUnder(t, e)
 	for i := range 3 {
 		_, err := wait(t, e.Random(context.Background(), &offload.RandomRequest{N: 8}))
 		// SoftHSM lets a logged-out session draw random bytes: use a
@@ -348,15 +341,8 @@ func TestRecoveryFailedRelogin(t *testing.T) {
 	for round := range 10 {
 		signOK(t, e, k, fmt.Sprint("before, round ", round))
 		failNext.Store(true)
-		sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.p.Logout(sh); err != nil {
-			t.Fatal(err)
-		}
-		e.p.CloseSession(sh)
-		err = signCheck(e, k, fmt.Sprint("logged out, round ", round))
+		logoutUnder(t, e)
+		err := signCheck(e, k, fmt.Sprint("logged out, round ", round))
 		if !errors.Is(err, errPIN) || errors.Is(err, offload.ErrNotFound) {
 			t.Fatalf("round %d, the request that met the logout: %v; want the PIN callback's error, not ErrNotFound", round, err)
 		}
@@ -368,5 +354,19 @@ func TestRecoveryFailedRelogin(t *testing.T) {
 	}
 	if r := e.Recovery(); r.Failed != 10 || r.Relogged < 10 {
 		t.Errorf("want 10 failed recoveries and a relogin after each: %+v", r)
+	}
+}
+
+// logoutUnder logs the process out of e's token underneath e, through a
+// session of its own: e's sessions are left open but not logged in.
+func logoutUnder(t *testing.T, e *Engine) {
+	t.Helper()
+	sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.p.CloseSession(sh)
+	if err := e.p.Logout(sh); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -83,7 +83,7 @@
 // finds its keys again by class, CKA_ID and CKA_LABEL, and retries the
 // operation once. A run of failed recoveries opens a circuit breaker
 // (Config.BreakerThreshold, Config.BreakerCooldown) that fails requests at
-// once with offload.ErrBusy instead of queueing them for a dead token.
+// once with offload.ErrUnavailable instead of queueing them for a dead token.
 // Engine.Recovery counts all of it.
 //
 // # Builds without cgo

@@ -70,17 +70,8 @@ func TestRecovery(t *testing.T) {
 		{
 			// C_Logout through another session of the process logs the
 			// engine's sessions out: it logs in again, on the same session.
-			name: "logged-out",
-			under: func(t *testing.T, e *Engine) {
-				sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.p.CloseSession(sh)
-				if err := e.p.Logout(sh); err != nil {
-					t.Fatal(err)
-				}
-			},
+			name:  "logged-out",
+			under: logoutUnder,
 			check: func(t *testing.T, b, a RecoveryStats) {
 				if a.Relogged <= b.Relogged || a.Retried <= b.Retried || a.Reopened != b.Reopened {
 					t.Errorf("want a relogin and a retry, no reopen: before %+v after %+v", b, a)
@@ -186,18 +177,10 @@ func TestRecoveryWrongPIN(t *testing.T) {
 // closes once a probe recovers.
 func TestBreaker(t *testing.T) {
 	needHSM(t)
-	e, err := Open(context.Background(), Config{
+	e, k := openWithKey(t, Config{
 		Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN), MaxInFlight: 1,
 		BreakerThreshold: 2, BreakerCooldown: time.Hour, // ended by the test, never waited for
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	k, err := e.FindKey(context.Background(), "pkcs11:object=ec256")
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "pkcs11:object=ec256")
 	signOK(t, e, k, "before")
 	errDown := errors.New("token down (test)")
 	e.rec.failReopen.Store(&errDown)
@@ -216,7 +199,7 @@ func TestBreaker(t *testing.T) {
 	}
 	// Open: fail fast, before the engine's queue.
 	submitted := e.Stats().Op(offload.OpSign).Submitted
-	err = signErr(e, k)
+	err := signErr(e, k)
 	if !errors.Is(err, offload.ErrUnavailable) {
 		t.Fatalf("open breaker: %v, want ErrUnavailable", err)
 	}
@@ -326,15 +309,8 @@ func TestRecoveryFailedRelogin(t *testing.T) {
 		}
 		return []byte(mainPIN), nil
 	}
-	e, err := Open(context.Background(), Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pin, MaxInFlight: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	k, err := e.FindKey(context.Background(), "pkcs11:object=ec256;type=private")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, k := openWithKey(t, Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pin, MaxInFlight: 2},
+		"pkcs11:object=ec256;type=private")
 	// Rounds, so that the request after the failed one meets the worker
 	// that failed in some and the other worker (whose session is not
 	// logged in, and whose cached handle is void) in others.
@@ -355,6 +331,22 @@ func TestRecoveryFailedRelogin(t *testing.T) {
 	if r := e.Recovery(); r.Failed != 10 || r.Relogged < 10 {
 		t.Errorf("want 10 failed recoveries and a relogin after each: %+v", r)
 	}
+}
+
+// openWithKey opens an engine with c, closed when the test ends, and finds
+// the key at uri.
+func openWithKey(t *testing.T, c Config, uri string) (*Engine, *offload.Key) {
+	t.Helper()
+	e, err := Open(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	k, err := e.FindKey(context.Background(), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, k
 }
 
 // logoutUnder logs the process out of e's token underneath e, through a

@@ -20,14 +20,22 @@ func TestGateShutWaitsForCalls(t *testing.T) {
 	g.enter()
 	shut := make(chan error, 1)
 	go func() { shut <- g.shut(context.Background(), bound) }()
-	// A call that comes while shut waits must wait too.
+	// A call that comes while shut waits must wait too. It has seen the
+	// shut pending before the first call leaves, so it cannot have missed
+	// it, whenever it gets to enter.
 	entered := make(chan struct{})
+	coming := make(chan struct{})
 	go func() {
 		waitShutPending(t, &g)
+		close(coming)
 		g.enter()
 		close(entered)
 	}()
-	waitShutPending(t, &g)
+	select {
+	case <-coming:
+	case <-time.After(bound):
+		t.Fatal("the second call never saw the shut pending")
+	}
 	select {
 	case err := <-shut:
 		t.Fatalf("shut returned %v with a call inside", err)

@@ -50,7 +50,7 @@ type Config struct {
 
 	// BreakerThreshold is the number of consecutive failed recoveries
 	// after which the engine stops sending work to the token and fails
-	// every request at once with an error wrapping offload.ErrBusy, for
+	// every request at once with an error wrapping offload.ErrUnavailable, for
 	// BreakerCooldown; then one request is let through as a probe, and a
 	// success closes the breaker again. Zero means 5.
 	BreakerThreshold int

@@ -14,7 +14,7 @@ import (
 // callback reports. The failing statuses are errors that errors.Is can
 // test (errors.Is(err, qat.StatusRestarting)); RETRY, UNSUPPORTED and
 // INVALID_PARAM also match offload.ErrBusy, offload.ErrUnsupported and
-// offload.ErrInvalid.
+// offload.ErrInvalid, and RESTARTING and FATAL match offload.ErrUnavailable.
 type Status int32
 
 // CPA status codes (cpa.h).
@@ -52,6 +52,8 @@ func (s Status) Unwrap() error {
 		return offload.ErrUnsupported
 	case StatusInvalidParam:
 		return offload.ErrInvalid
+	case StatusRestarting, StatusFatal:
+		return offload.ErrUnavailable // the device cannot be reached now
 	}
 	return nil
 }

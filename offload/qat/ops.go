@@ -13,6 +13,7 @@ import (
 
 	"github.com/offcrypt/offcrypt/internal/ecdsaenc"
 	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/gcmauth"
 	"github.com/offcrypt/offcrypt/internal/rsapad"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -206,9 +207,9 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 // Cipher seals or opens AES-GCM on a session of the key's for the instance,
 // direction and AAD length. The device takes 96-bit nonces and at most
 // MaxAAD bytes of AAD: other nonce sizes and longer AAD fail with an error
-// wrapping offload.ErrUnsupported. A ciphertext shorter than the tag fails
-// with offload.ErrInvalid; one that does not authenticate with crypto/
-// cipher's own error. CBC and CTR are not claimed.
+// wrapping offload.ErrUnsupported. A ciphertext that does not
+// authenticate, or is shorter than the tag, fails with an error wrapping
+// crypto/cipher's own (internal/gcmauth). CBC and CTR are not claimed.
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
 	const op = offload.OpCipher
 	if req == nil {
@@ -228,7 +229,9 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	case len(req.AAD) > MaxAAD:
 		err = fmt.Errorf("qat: %w: %d bytes of GCM AAD; the device takes at most %d", offload.ErrUnsupported, len(req.AAD), MaxAAD)
 	case req.Decrypt && len(req.Input) < gcmTagSize:
-		err = fmt.Errorf("qat: %w: a GCM ciphertext of %d bytes is shorter than the tag", offload.ErrInvalid, len(req.Input))
+		// Too short to hold the tag: it cannot authenticate, as
+		// crypto/cipher says, and the device is not asked.
+		err = &gcmauth.Error{Engine: "qat"}
 	}
 	if err != nil {
 		return failed[[]byte](e.sym, op, err)

@@ -151,12 +151,18 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // made the key should use it.
 func (k *Key) Handle() any { return k.handle }
 
+// errNilRequest is every request Check's answer to a nil request.
+var errNilRequest = fmt.Errorf("%w: nil request", ErrInvalid)
+
 // Check validates a sign request the way every engine must before it goes
 // near a device, and resolves what the request's options ask for (see
 // SignParams). Engines call it, check the algorithm against their Info,
 // and then use the parameters instead of reading Opts. Errors wrap
 // ErrInvalid.
 func (r *SignRequest) Check() (SignParams, error) {
+	if r == nil {
+		return SignParams{}, errNilRequest
+	}
 	if r.Key == nil {
 		return SignParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
@@ -251,6 +257,9 @@ func (r *SignRequest) Input() []byte {
 // rsa.ErrDecryption, as in crypto/rsa.
 // Errors wrap ErrInvalid.
 func (r *DecryptRequest) Check() (DecryptParams, error) {
+	if r == nil {
+		return DecryptParams{}, errNilRequest
+	}
 	if r.Key == nil {
 		return DecryptParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
@@ -297,6 +306,9 @@ func (r *DecryptRequest) Check() (DecryptParams, error) {
 
 // Check validates a hash request and returns the algorithm it asks for.
 func (r *HashRequest) Check() (Algorithm, error) {
+	if r == nil {
+		return 0, errNilRequest
+	}
 	a, ok := HashAlgorithm(r.Hash)
 	if !ok {
 		return 0, fmt.Errorf("%w: hash %v", ErrUnsupported, r.Hash)
@@ -307,6 +319,9 @@ func (r *HashRequest) Check() (Algorithm, error) {
 // Check validates a cipher request's shape (not its key length or IV size,
 // which the engine checks) and returns the algorithm it asks for.
 func (r *CipherRequest) Check() (Algorithm, error) {
+	if r == nil {
+		return 0, errNilRequest
+	}
 	if r.Key == nil {
 		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
 	}

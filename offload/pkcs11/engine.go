@@ -94,6 +94,9 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -247,7 +250,7 @@ func (e *Engine) readMechanisms() error {
 		mi, ok := e.mechs[m]
 		return ok && mi.Flags&flag != 0
 	}
-	info := offload.Info{Name: name, MaxInFlight: e.cfg.MaxInFlight, MaxInline: e.cfg.MaxInline}
+	info := offload.Info{Name: name, MaxInFlight: e.cfg.MaxInFlight, MaxInline: e.cfg.MaxInline, MaxGCM: maxGCM}
 	if has(pkcs11.CKM_ECDSA, ckfSign) {
 		info.Algorithms = append(info.Algorithms, offload.ECDSAP256, offload.ECDSAP384, offload.ECDSAP521)
 	}

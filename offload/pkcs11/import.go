@@ -39,6 +39,9 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed.Load() {
 		return nil, errClosed
 	}
+	if err := offload.CheckPrivateKey(priv); err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
+	}
 	id, label, common := newObjectName()
 	secret := func(class, kt uint, extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(class),

@@ -84,6 +84,9 @@ type inst struct {
 // Open starts an engine on the device cfg names: it starts one poller per
 // instance. ctx bounds the start.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("qat: %w", err)
 	}

@@ -47,6 +47,9 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed() {
 		return nil, fmt.Errorf("qat: %w", offload.ErrClosed)
 	}
+	if err := offload.CheckPrivateKey(priv); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
 		return e.importRSA(k)
@@ -106,6 +109,9 @@ func (e *Engine) importRSA(k *rsa.PrivateKey) (*offload.Key, error) {
 // P-384 (bits is ignored), or AES of bits bits (128, 192, 256). What
 // ImportKey refuses, GenerateKey refuses too.
 func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("qat: %w", err)
 	}

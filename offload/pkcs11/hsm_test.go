@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -29,7 +30,7 @@ import (
 // SOFTHSM2_CONF for the process (t.Setenv would be undone after one test,
 // while a later C_Initialize reads it again).
 const (
-	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+	softhsmModule = softhsm.Module
 	mainToken     = "offcrypt" // keys made by pkcs11-tool live here
 	mainPIN       = "1234"
 	authToken     = "authtest" // the wrong-PIN test's own token
@@ -38,11 +39,8 @@ const (
 	remotePIN     = "4321"
 )
 
-var hsm struct {
-	dir     string
-	missing string // why SoftHSM2 cannot be used here; "" when it can
-	setup   error  // a failure while preparing tokens
-}
+// hsm is the test binary's SoftHSM2, made by TestMain.
+var hsm = &softhsm.HSM{Missing: "TestMain has not set SoftHSM2 up"}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -59,60 +57,25 @@ func runMain(m *testing.M) int {
 		}
 		return runRestartChild(sessions)
 	}
-	if err := setupSoftHSM(); err != nil {
-		hsm.setup = err
+	hsm = softhsm.Setup(softhsm.Token{Label: mainToken, PIN: mainPIN}, softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
+	if hsm.Missing == "" && hsm.Err == nil {
+		hsm.Err = makeKeys(hsm.Dir)
 	}
 	// The shared engine and p11-kit's server go before the leak check.
 	code := leakcheck.Run(m, closeShared, stopP11Server)
-	if hsm.dir != "" {
-		os.RemoveAll(hsm.dir)
-	}
+	hsm.Remove()
 	return code
 }
 
-func setupSoftHSM() error {
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		hsm.missing = "softhsm2-util not found"
-		return nil
-	}
-	if _, err := os.Stat(softhsmModule); err != nil {
-		hsm.missing = softhsmModule + " not found"
-		return nil
-	}
-	dir, err := os.MkdirTemp("", "offcrypt-pkcs11-")
-	if err != nil {
-		return err
-	}
-	hsm.dir = dir
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		return err
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		return err
-	}
-	os.Setenv("SOFTHSM2_CONF", conf)
-	run := func(name string, args ...string) error {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return nil
-	}
-	for _, tk := range [][2]string{{mainToken, mainPIN}, {authToken, authPIN}, {remoteToken, remotePIN}} {
-		if err := run(util, "--init-token", "--free", "--label", tk[0], "--so-pin", "12345678", "--pin", tk[1]); err != nil {
-			return err
-		}
-	}
+// makeKeys makes the keys the tests look up on the main token, with
+// pkcs11-tool; without it, the tests that need them skip.
+func makeKeys(dir string) error {
 	tool, err := exec.LookPath("pkcs11-tool")
 	if err != nil {
 		return nil // the tests that need it skip
 	}
 	p11 := func(args ...string) error {
-		return run(tool, append([]string{"--module", softhsmModule, "--token-label", mainToken, "--login", "--pin", mainPIN}, args...)...)
+		return softhsm.Run(tool, append([]string{"--module", softhsmModule, "--token-label", mainToken, "--login", "--pin", mainPIN}, args...)...)
 	}
 	if err := p11("--keypairgen", "--key-type", "EC:prime256v1", "--label", "ec256", "--id", "01"); err != nil {
 		return err
@@ -187,15 +150,7 @@ func certFor(u *URI) ([]byte, error) {
 // needHSM skips (or, in CI, fails) a test when SoftHSM2 is not installed.
 func needHSM(t testing.TB) {
 	t.Helper()
-	if hsm.missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-		}
-		t.Skipf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-	}
-	if hsm.setup != nil {
-		t.Fatalf("setting up SoftHSM2: %v", hsm.setup)
-	}
+	hsm.Need(t)
 }
 
 func pinFunc(pin string) func(context.Context) ([]byte, error) {

@@ -58,7 +58,7 @@ func needP11Kit(t testing.TB) {
 
 // p11Socket is the server's socket: the same path for every start, so a
 // restarted server is found where the client module looks.
-func p11Socket() string { return filepath.Join(hsm.dir, "p11.sock") }
+func p11Socket() string { return filepath.Join(hsm.Dir, "p11.sock") }
 
 // startP11Server starts `p11-kit server` exporting the remote token and
 // waits for its socket. t's cleanup stops it.
@@ -82,7 +82,7 @@ func startP11() error {
 	// The server forks a child per connection, which would hold a pipe
 	// open after the server is killed: log to a file, and kill the whole
 	// process group.
-	out, err := os.CreateTemp(hsm.dir, "p11-kit-server-*.log")
+	out, err := os.CreateTemp(hsm.Dir, "p11-kit-server-*.log")
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,11 @@ func (s *suite) nilInput(t *testing.T) {
 			check(fmt.Sprintf("Sign(nil context, %+v)", call), e.Sign(nilCtx, &offload.SignRequest{Call: call, Key: k, Digest: make([]byte, 32), Opts: crypto.SHA256}))
 		}
 	}
+	if s.Generate != nil {
+		if k, err := s.Generate(nilCtx, offload.KeyAES, 0); k != nil || !errors.Is(err, offload.ErrInvalid) {
+			t.Errorf("GenerateKey(nil context) = %v, %v; want an error wrapping offload.ErrInvalid", k, err)
+		}
+	}
 	done := offload.Resolved([]byte("value"), nil)
 	if v, err := done.Wait(nilCtx); v != nil || !errors.Is(err, offload.ErrInvalid) {
 		t.Errorf("Wait(nil) on a resolved future = %q, %v; want an error wrapping offload.ErrInvalid", v, err)

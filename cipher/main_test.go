@@ -8,19 +8,10 @@ import (
 	"github.com/offcrypt/offcrypt/internal/softhsm"
 )
 
-// hsm is the test binary's SoftHSM2, for the engines table.
-var hsm *softhsm.HSM
+// hsm is the test binary's SoftHSM2, set up by the first test that needs
+// it.
+var hsm = softhsm.New(softhsm.Token{Label: "cipher", PIN: "1234"})
 
-const (
-	hsmToken = "cipher"
-	hsmPIN   = "1234"
-)
-
-// TestMain sets SoftHSM2 up for the process and fails the run if the tests
-// leave a goroutine running.
-func TestMain(m *testing.M) {
-	hsm = softhsm.Setup(softhsm.Token{Label: hsmToken, PIN: hsmPIN})
-	code := leakcheck.Run(m)
-	hsm.Remove()
-	os.Exit(code)
-}
+// TestMain fails the run if the tests leave a goroutine running, and
+// removes SoftHSM2's directory.
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m, hsm.Remove)) }

@@ -4,15 +4,18 @@
 //
 // SoftHSM reads SOFTHSM2_CONF when its module is initialised, and a module
 // is initialised once per process, so the configuration belongs to the
-// process: a test binary's TestMain calls Setup once, before any test opens
-// the module, and removes the directory at the end.
+// process: a test binary makes one HSM with New, sets it up (Setup, or the
+// first Need) before any test opens the module, and removes the directory
+// at the end (Remove, typically as a leakcheck.Run release).
 package softhsm
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -27,6 +30,9 @@ type Token struct {
 
 // An HSM is the process's SoftHSM2, or why there is none.
 type HSM struct {
+	tokens []Token
+	once   sync.Once
+
 	// Dir is the temporary directory holding the configuration and the
 	// tokens; "" when nothing was made.
 	Dir string
@@ -37,40 +43,51 @@ type HSM struct {
 	Err error
 }
 
-// Setup makes the configuration and initialises tokens. It never fails
-// outright: what went wrong is in the HSM, for Need to report in each test
-// that needs it, so that a test binary whose other tests need no HSM still
-// runs them.
-func Setup(tokens ...Token) *HSM {
-	h := &HSM{}
+// New returns an HSM that will initialise tokens; nothing is made until
+// Setup or Need.
+func New(tokens ...Token) *HSM { return &HSM{tokens: tokens} }
+
+// Token returns the first token, the one PIN answers for.
+func (h *HSM) Token() Token { return h.tokens[0] }
+
+// PIN returns the first token's PIN, as a PIN callback of the pkcs11
+// engine's Config.
+func (h *HSM) PIN(context.Context) ([]byte, error) { return []byte(h.tokens[0].PIN), nil }
+
+// Setup makes the configuration and initialises the tokens, once; later
+// calls do nothing. It never fails outright: what went wrong is in the HSM,
+// for Need to report in each test that needs it, so that a test binary
+// whose other tests need no HSM still runs them.
+func (h *HSM) Setup() { h.once.Do(h.setup) }
+
+func (h *HSM) setup() {
 	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
 		h.Missing = "softhsm2-util not found"
-		return h
+		return
 	}
 	if _, err := os.Stat(Module); err != nil {
 		h.Missing = Module + " not found"
-		return h
+		return
 	}
 	if h.Dir, h.Err = os.MkdirTemp("", "offcrypt-softhsm-"); h.Err != nil {
-		return h
+		return
 	}
 	dir := filepath.Join(h.Dir, "tokens")
 	if h.Err = os.Mkdir(dir, 0o700); h.Err != nil {
-		return h
+		return
 	}
 	conf := filepath.Join(h.Dir, "softhsm2.conf")
 	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", dir)
 	if h.Err = os.WriteFile(conf, []byte(body), 0o600); h.Err != nil {
-		return h
+		return
 	}
 	os.Setenv("SOFTHSM2_CONF", conf)
-	for _, tk := range tokens {
+	for _, tk := range h.tokens {
 		if h.Err = Run(util, "--init-token", "--free", "--label", tk.Label, "--so-pin", "12345678", "--pin", tk.PIN); h.Err != nil {
-			return h
+			return
 		}
 	}
-	return h
 }
 
 // Run runs a command and returns its output in the error when it fails.
@@ -82,10 +99,16 @@ func Run(name string, args ...string) error {
 	return nil
 }
 
-// Need skips t when SoftHSM2 is not installed, or fails it when CI=true
-// (where it must be), and fails it when Setup failed.
+// Need sets the HSM up if it is not yet, skips t when SoftHSM2 is not
+// installed or the build has no cgo (which the pkcs11 engine needs), or
+// fails it when CI=true (where SoftHSM2 must be), and fails it when Setup
+// failed.
 func (h *HSM) Need(t testing.TB) {
 	t.Helper()
+	if !cgo {
+		t.Skip("the pkcs11 engine needs cgo")
+	}
+	h.Setup()
 	if h.Missing != "" {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s: install softhsm2 (apt-get install softhsm2)", h.Missing)
@@ -97,7 +120,7 @@ func (h *HSM) Need(t testing.TB) {
 	}
 }
 
-// Remove removes the temporary directory.
+// Remove removes the temporary directory, if Setup made one.
 func (h *HSM) Remove() {
 	if h.Dir != "" {
 		os.RemoveAll(h.Dir)

@@ -39,8 +39,8 @@ const (
 	remotePIN     = "4321"
 )
 
-// hsm is the test binary's SoftHSM2, made by TestMain.
-var hsm = &softhsm.HSM{Missing: "TestMain has not set SoftHSM2 up"}
+// hsm is the test binary's SoftHSM2, set up by TestMain.
+var hsm = softhsm.New(softhsm.Token{Label: mainToken, PIN: mainPIN}, softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -57,7 +57,7 @@ func runMain(m *testing.M) int {
 		}
 		return runRestartChild(sessions)
 	}
-	hsm = softhsm.Setup(softhsm.Token{Label: mainToken, PIN: mainPIN}, softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
+	hsm.Setup()
 	if hsm.Missing == "" && hsm.Err == nil {
 		hsm.Err = makeKeys(hsm.Dir)
 	}

@@ -205,3 +205,26 @@ func TestHashResetAfterFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestNilContext: every context-taking form refuses a nil context with an
+// error wrapping offload.ErrInvalid, and the Hash is unchanged.
+func TestNilContext(t *testing.T) {
+	var nilCtx context.Context
+	d := newHash(t, newSoft(t, soft.Options{}), crypto.SHA256)
+	d.Write([]byte("abc"))
+	if _, err := d.WriteContext(nilCtx, []byte("x")); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("WriteContext(nil) = %v", err)
+	}
+	if _, err := d.SumContext(nilCtx, nil); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("SumContext(nil) = %v", err)
+	}
+	want := stdNew(crypto.SHA256)
+	want.Write([]byte("abc"))
+	if got := d.Sum(nil); !bytes.Equal(got, want.Sum(nil)) || d.Err() != nil {
+		t.Errorf("after the refusals: %x, %v", got, d.Err())
+	}
+	eng := newSoft(t, soft.Options{})
+	if _, err := hasher.Digest(nilCtx, eng, crypto.SHA256, bytes.NewReader(nil)).Poll(); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("Digest(nil) = %v", err)
+	}
+}

@@ -175,6 +175,22 @@ func (s *suite) gcmSizes(t *testing.T) {
 			}
 		})
 	}
+	// Additional data longer than the payload cap: crypto/cipher takes any
+	// length, and so does every engine but a device that refuses it
+	// (QuickAssist takes at most 240 bytes) with ErrUnsupported.
+	bigAAD := make([]byte, cap+1)
+	rand.Read(bigAAD)
+	want := std.Seal(nil, nonce, []byte("m"), bigAAD)
+	ct, err, ok := s.cipher(t, &offload.CipherRequest{Key: key, Mode: offload.ModeGCM, IV: nonce, AAD: bigAAD, Input: []byte("m")})
+	switch {
+	case !ok || errors.Is(err, offload.ErrUnsupported):
+	case err != nil || !bytes.Equal(ct, want):
+		t.Errorf("GCM with %d bytes of AAD: %v; want crypto/cipher's result or ErrUnsupported", len(bigAAD), err)
+	default:
+		if pt, err, ok := s.cipher(t, &offload.CipherRequest{Key: key, Mode: offload.ModeGCM, Decrypt: true, IV: nonce, AAD: bigAAD, Input: want}); ok && (err != nil || string(pt) != "m") {
+			t.Errorf("GCM open with %d bytes of AAD = %q, %v", len(bigAAD), pt, err)
+		}
+	}
 	if limit+1 <= 32<<20 {
 		for _, decrypt := range []bool{false, true} {
 			in := make([]byte, limit+1)

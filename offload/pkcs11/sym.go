@@ -65,8 +65,8 @@ const gcmMaxIV = 256
 // with CKM_AES_CTR (a 16-byte initial counter block, all 128 bits
 // counting). A request of at most MaxInline bytes is one
 // C_EncryptInit/C_Encrypt or C_DecryptInit/C_Decrypt. A longer GCM message
-// (CBC and CTR input, and GCM's nonce and additional data, are capped at
-// MaxInline) is streamed to the token in parts of MaxInline bytes, all on
+// (CBC and CTR input is capped at MaxInline; GCM's additional data goes to
+// the token whole, in the mechanism's parameters) is streamed to the token in parts of MaxInline bytes, all on
 // one session: C_EncryptUpdate for each and C_EncryptFinal for the tag, or
 // C_DecryptUpdate for each and C_DecryptFinal, which checks the tag. No
 // plaintext leaves the engine before that check: whatever the token returns
@@ -105,9 +105,6 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		}
 		if len(iv) > gcmMaxIV {
 			return failed[[]byte](op, fmt.Errorf("pkcs11: GCM nonce of %d bytes, more than the %d PKCS #11 tokens take: %w", len(iv), gcmMaxIV, offload.ErrUnsupported))
-		}
-		if len(req.AAD) > e.cfg.MaxInline {
-			return invalid("%d bytes of AAD, more than MaxInline %d", len(req.AAD), e.cfg.MaxInline)
 		}
 		if req.Decrypt && len(req.Input) < gcmTagSize {
 			return failed[[]byte](op, &gcmauth.Error{Engine: name})

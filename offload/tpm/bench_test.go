@@ -22,7 +22,7 @@ func BenchmarkSign(b *testing.B) {
 			b.Run(spec.Type.String()+"/"+mode, func(b *testing.B) {
 				s := swtpm.Start(b)
 				ctx := b.Context()
-				d, err := Open(ctx, Config{Address: s.Addr, NoParameterEncryption: mode != "session"})
+				d, err := OpenDevice(ctx, Config{Address: s.Addr, NoParameterEncryption: mode != "session"})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -62,6 +62,11 @@ type Config struct {
 	// Zero means 32.
 	Retries int
 
+	// MaxInFlight is the engine's in-flight limit: how many requests Open's
+	// Engine admits at once, the queue in front of the TPM. Zero means
+	// DefaultMaxInFlight. A Device alone ignores it.
+	MaxInFlight int
+
 	// CommandTimeout bounds one command when the caller's context has no
 	// earlier deadline. Zero means 2 minutes (RSA key generation on a
 	// discrete TPM takes tens of seconds).
@@ -110,9 +115,9 @@ type Device struct {
 	cmdCtx context.Context
 }
 
-// Open connects to the TPM cfg names, finds or creates the storage root key
+// OpenDevice connects to the TPM cfg names, finds or creates the storage root key
 // and starts the session. Nothing is left on the TPM if it fails.
-func Open(ctx context.Context, cfg Config) (*Device, error) {
+func OpenDevice(ctx context.Context, cfg Config) (*Device, error) {
 	if cfg.Retries <= 0 {
 		cfg.Retries = defaultRetries
 	}

@@ -104,7 +104,7 @@ func TestKeyFileSignsThroughOpenSSL(t *testing.T) {
 	s := swtpm.Start(t)
 	ctx := testCtx(t)
 	dir := t.TempDir()
-	d, err := Open(ctx, Config{Address: s.Addr})
+	d, err := OpenDevice(ctx, Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +168,10 @@ func TestSlotsHeldByAnotherClient(t *testing.T) {
 	d.disconnect()
 	d.objects = nil
 	d.closed = true
-	if _, err := Open(ctx, Config{Address: s.Addr}); !errors.Is(err, tpm2.TPMRCObjectMemory) || !strings.Contains(err.Error(), "FlushStale") {
+	if _, err := OpenDevice(ctx, Config{Address: s.Addr}); !errors.Is(err, tpm2.TPMRCObjectMemory) || !strings.Contains(err.Error(), "FlushStale") {
 		t.Fatalf("Open on a full TPM: %v", err)
 	}
-	d2, err := Open(ctx, Config{Address: s.Addr, FlushStale: true})
+	d2, err := OpenDevice(ctx, Config{Address: s.Addr, FlushStale: true})
 	if err != nil {
 		t.Fatalf("Open with FlushStale: %v", err)
 	}

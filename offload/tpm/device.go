@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -108,6 +109,11 @@ type Device struct {
 	sess *session // nil when NoParameterEncryption
 
 	objects []*object // transient objects this device loaded, for LRU eviction
+	// orphans are the handles a lost connection left loaded: flushed by the
+	// next connection, so that on a TPM that did not restart (and keeps
+	// transient objects across connections, as swtpm does) they do not
+	// hold its few slots for ever.
+	orphans []tpm2.TPMHandle
 	clock   uint64
 	closed  bool
 
@@ -185,6 +191,14 @@ func (d *Device) connect(ctx context.Context) error {
 	if err := d.startup(ctx); err != nil {
 		return err
 	}
+	for _, h := range d.orphans {
+		// Gone already when the TPM restarted: the error says so.
+		_, err := tpm2.FlushContext{FlushHandle: h}.Execute(d.tpm)
+		if errors.Is(err, ErrTransport) {
+			return err
+		}
+	}
+	d.orphans = nil
 	if d.cfg.FlushStale {
 		if err := d.flushStale(ctx); err != nil {
 			return err
@@ -316,14 +330,29 @@ func (d *Device) reconnect(ctx context.Context) error {
 	return nil
 }
 
-// disconnect closes the connection without talking to the TPM.
+// disconnect closes the connection without talking to the TPM; what it
+// had loaded is flushed by the next connection.
 func (d *Device) disconnect() {
 	if d.link != nil {
 		_ = d.link.Close()
+		for _, o := range d.objects {
+			if o.handle != 0 && o.gen == d.gen {
+				d.orphans = append(d.orphans, o.handle)
+			}
+		}
+		if d.srk != nil && d.srk.handle != 0 && !slices.Contains(d.orphans, d.srk.handle) {
+			d.orphans = append(d.orphans, d.srk.handle)
+		}
+		if d.sess != nil && d.sess.handle != 0 {
+			d.orphans = append(d.orphans, d.sess.handle)
+		}
 	}
 	d.link, d.tpm, d.sess = nil, nil, nil
 	for _, o := range d.objects {
 		o.handle = 0
+	}
+	if d.srk != nil {
+		d.srk.handle = 0
 	}
 }
 

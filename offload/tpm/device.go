@@ -293,9 +293,10 @@ func (d *Device) run(ctx context.Context, fn func(t transport.TPM) error) error 
 		return fmt.Errorf("tpm: device closed: %w", offload.ErrClosed)
 	}
 	if d.link == nil {
-		if err := d.reconnect(ctx); err != nil {
-			return err
-		}
+		// Lost during this operation: its handles and loaded objects
+		// belong to the connection that is gone, so it fails here, and the
+		// next operation reconnects (ready).
+		return fmt.Errorf("tpm: connection lost: %w", ErrTransport)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -316,6 +317,19 @@ func (d *Device) run(ctx context.Context, fn func(t transport.TPM) error) error 
 		d.disconnect()
 	}
 	return err
+}
+
+// ready reconnects when the connection was lost, at the start of an
+// operation: never in the middle of one, whose handles would then name
+// objects of the old connection.
+func (d *Device) ready(ctx context.Context) error {
+	if d.closed {
+		return fmt.Errorf("tpm: device closed: %w", offload.ErrClosed)
+	}
+	if d.link == nil {
+		return d.reconnect(ctx)
+	}
+	return nil
 }
 
 // reconnect re-dials after a lost connection (a TPM restart, a broken

@@ -133,6 +133,9 @@ func (spec KeySpec) template() (tpm2.TPMTPublic, error) {
 
 // CreateKey makes a new key under the storage root key and loads it.
 func (d *Device) CreateKey(ctx context.Context, spec KeySpec) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	tmpl, err := spec.template()
 	if err != nil {
 		return nil, err
@@ -237,6 +240,9 @@ func keyOf(pub *tpm2.TPMTPublic) (*Key, error) {
 // PersistentKey returns the key at a persistent handle (0x81…). auth gives
 // its auth value; nil means the empty one.
 func (d *Device) PersistentKey(ctx context.Context, handle uint32, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	h := tpm2.TPMHandle(handle)
 	if h>>24 != 0x81 {
 		return nil, fmt.Errorf("tpm: %#x is not a persistent handle (0x81…): %w", handle, offload.ErrInvalid)
@@ -261,6 +267,9 @@ func (d *Device) PersistentKey(ctx context.Context, handle uint32, auth AuthFunc
 // storage root key. auth gives the key's auth value when the file says it
 // has one.
 func (d *Device) LoadKeyFile(ctx context.Context, pemBytes []byte, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	kf, err := keyfile.Decode(pemBytes)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: key file: %w: %w", offload.ErrInvalid, err)
@@ -327,6 +336,9 @@ func (k *Key) KeyFile() ([]byte, error) {
 // Forget flushes a transient key from the TPM and stops managing it; the
 // Key is unusable afterwards. A persistent key is left where it is.
 func (d *Device) Forget(ctx context.Context, k *Key) error {
+	if err := d.ready(ctx); err != nil {
+		return err
+	}
 	if k.obj == nil {
 		return nil
 	}
@@ -386,6 +398,9 @@ func (d *Device) done(k *Key, err error) error {
 // outside it), so its key file says so. auth, when set, gives the key's
 // auth value.
 func (d *Device) ImportKey(ctx context.Context, priv crypto.PrivateKey, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	pub, sens, err := importable(priv)
 	if err != nil {
 		return nil, err

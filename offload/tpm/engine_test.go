@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/offcrypt/offcrypt/internal/testwait"
 
 	"github.com/offcrypt/offcrypt/internal/swtpm"
@@ -157,4 +161,161 @@ func verify(pub crypto.PublicKey, digest, sig []byte) error {
 		return rsa.VerifyPKCS1v15(p, crypto.SHA256, digest, sig)
 	}
 	return fmt.Errorf("public key %T", pub)
+}
+
+// signOnlyRSA makes an RSA-2048 key that may sign but not decrypt, so the
+// engine cannot use it as a raw private key and signs with the TPM's own
+// schemes.
+func signOnlyRSA(t *testing.T, e *Engine) *offload.Key {
+	t.Helper()
+	ctx := testCtx(t)
+	tmpl, err := KeySpec{Type: offload.KeyRSA}.template()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.ObjectAttributes.Decrypt = false
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.dev
+	parent, err := d.srkHandle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rsp *tpm2.CreateResponse
+	err = d.run(ctx, func(tp transport.TPM) (err error) {
+		rsp, err = tpm2.Create{
+			ParentHandle: tpm2.AuthHandle{Handle: parent, Name: d.srkName, Auth: d.authFor(nil, true, false)},
+			InPublic:     tpm2.New2B(tmpl),
+		}.Execute(tp)
+		return err
+	})
+	d.unpin(d.srk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := d.newTransient(ctx, rsp.OutPublic, rsp.OutPrivate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.newKey(k)
+}
+
+// TestEngineRequests checks what the engine does with keys of each kind,
+// and the requests it refuses before the TPM.
+func TestEngineRequests(t *testing.T) {
+	e, _ := openEngine(t, Config{MaxInFlight: 2})
+	ctx := testCtx(t)
+	signOnly := signOnlyRSA(t, e)
+	rsaKey, err := e.GenerateKey(ctx, offload.KeyRSA, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := e.GenerateKey(ctx, offload.KeyECDSAP256, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("engine requests"))
+	pssHash := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
+	pssAuto := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA256}
+	foreign := offload.NewKey(nil, offload.KeyECDSAP256, 256, ecKey.Public(), nil)
+	for _, tc := range []struct {
+		name string
+		key  *offload.Key
+		in   []byte
+		opts crypto.SignerOpts
+		want error // nil: the signature must verify
+	}{
+		{"sign-only RSA, PKCS #1 v1.5 (TPM2_Sign RSASSA)", signOnly, digest[:], crypto.SHA256, nil},
+		{"sign-only RSA, PSS salt = hash (TPM2_Sign RSAPSS)", signOnly, digest[:], pssHash, nil},
+		{"sign-only RSA, PSS longest salt", signOnly, digest[:], pssAuto, offload.ErrUnsupported},
+		{"sign-only RSA, PKCS #1 v1.5 without a hash", signOnly, digest[:], crypto.Hash(0), offload.ErrUnsupported},
+		{"raw RSA, PSS longest salt", rsaKey, digest[:], pssAuto, nil},
+		{"raw RSA, PSS salt = hash", rsaKey, digest[:], pssHash, nil},
+		{"ECDSA, digest of the wrong size", ecKey, digest[:20], crypto.SHA256, offload.ErrInvalid},
+		{"RSA options for an ECDSA key", ecKey, digest[:], pssHash, offload.ErrInvalid},
+		{"a key of another engine", foreign, digest[:], crypto.SHA256, offload.ErrForeignKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, err := e.Sign(ctx, &offload.SignRequest{Key: tc.key, Digest: tc.in, Opts: tc.opts}).Wait(ctx)
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("got %v, want an error matching %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := tc.key.Public()
+			switch o := tc.opts.(type) {
+			case *rsa.PSSOptions:
+				salt := o.SaltLength
+				err = rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, tc.in, sig, &rsa.PSSOptions{SaltLength: salt})
+			default:
+				err = verify(pub, tc.in, sig)
+			}
+			if err != nil {
+				t.Fatalf("does not verify: %v", err)
+			}
+		})
+	}
+	t.Run("decrypt with a sign-only key", func(t *testing.T) {
+		ct, err := rsa.EncryptPKCS1v15(rand.Reader, signOnly.Public().(*rsa.PublicKey), []byte("secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Decrypt(ctx, &offload.DecryptRequest{Key: signOnly, Ciphertext: ct}).Wait(ctx); !errors.Is(err, offload.ErrInvalid) {
+			t.Fatalf("got %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("ciphertext longer than the modulus", func(t *testing.T) {
+		_, err := e.Decrypt(ctx, &offload.DecryptRequest{Key: rsaKey, Ciphertext: make([]byte, 257)}).Wait(ctx)
+		if !errors.Is(err, offload.ErrInvalid) || !errors.Is(err, rsa.ErrDecryption) {
+			t.Fatalf("got %v, want ErrInvalid and rsa.ErrDecryption", err)
+		}
+	})
+	if got := e.Info().MaxInFlight; got != 2 {
+		t.Errorf("Info().MaxInFlight = %d, want the configured 2", got)
+	}
+}
+
+// TestKeyFileAcrossEngines writes a key file with one engine and signs with
+// it through another engine on the same TPM, after the first closed.
+func TestKeyFileAcrossEngines(t *testing.T) {
+	e, s := openEngine(t, Config{})
+	ctx := testCtx(t)
+	key, err := e.CreateKey(ctx, KeySpec{Type: offload.KeyECDSAP384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := e.KeyFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := e.Sign(ctx, &offload.SignRequest{Key: key, Digest: make([]byte, 48), Opts: crypto.SHA384}).Wait(ctx); !errors.Is(err, offload.ErrClosed) {
+		t.Fatalf("sign after Close: %v, want ErrClosed", err)
+	}
+	e2, err := Open(ctx, Config{Address: s.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	loaded, err := e2.LoadKeyFile(ctx, pemBytes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha512.Sum384([]byte("key file"))
+	sig, err := e2.Sign(ctx, &offload.SignRequest{Key: loaded, Digest: digest[:], Opts: crypto.SHA384}).Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ecdsa.VerifyASN1(key.Public().(*ecdsa.PublicKey), digest[:], sig) {
+		t.Fatal("the key file's key does not sign as the original")
+	}
+	if _, err := e2.LoadKeyFile(ctx, []byte("-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n"), nil); !errors.Is(err, offload.ErrInvalid) {
+		t.Fatalf("malformed key file: %v, want ErrInvalid", err)
+	}
 }

@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -317,5 +318,55 @@ func TestKeyFileAcrossEngines(t *testing.T) {
 	}
 	if _, err := e2.LoadKeyFile(ctx, []byte("-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n"), nil); !errors.Is(err, offload.ErrInvalid) {
 		t.Fatalf("malformed key file: %v, want ErrInvalid", err)
+	}
+}
+
+// TestHashSessionLeavesTheTPMToOthers holds a hash session open across
+// signatures and another session: a session pins a worker, not the TPM, and
+// its sequence moves in and out of the TPM's slots as the others need them.
+func TestHashSessionLeavesTheTPMToOthers(t *testing.T) {
+	e, _ := openEngine(t, Config{MaxInFlight: 3})
+	ctx := testCtx(t)
+	key, err := e.GenerateKey(ctx, offload.KeyECDSAP256, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("hash session "), 300) // several 1,024-byte updates
+	var sessions []offload.HashSession
+	for range 2 {
+		hs, err := e.HashSession(ctx, crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, hs)
+	}
+	for i := 0; i < len(msg); i += 1000 {
+		chunk := msg[i:min(i+1000, len(msg))]
+		for _, hs := range sessions {
+			if _, err := hs.Update(ctx, chunk).Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		digest := sha256.Sum256(chunk)
+		sig, err := e.Sign(ctx, &offload.SignRequest{Key: key, Digest: digest[:], Opts: crypto.SHA256}).Wait(ctx)
+		if err != nil {
+			t.Fatalf("sign while hash sessions are open: %v", err)
+		}
+		if err := verify(key.Public(), digest[:], sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := sha256.Sum256(msg)
+	for i, hs := range sessions {
+		sum, err := hs.Final(ctx).Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(sum, want[:]) {
+			t.Errorf("session %d: digest %x, want %x", i, sum, want)
+		}
+		if _, err := hs.Update(ctx, []byte("x")).Wait(ctx); !errors.Is(err, offload.ErrInvalid) {
+			t.Errorf("session %d: Update after Final: %v, want ErrInvalid", i, err)
+		}
 	}
 }

@@ -379,6 +379,9 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 	var work func(ctx context.Context, d *Device) ([]byte, error)
 	switch p.Alg {
 	case offload.ECDSAP256, offload.ECDSAP384:
+		if _, err := hashAlg(hf); err != nil {
+			return failed[[]byte](op, err) // before the TPM: its ECDSA takes the hashes it has
+		}
 		curve := k.public.(*ecdsa.PublicKey).Curve
 		size := (curve.Params().BitSize + 7) / 8
 		work = func(ctx context.Context, d *Device) ([]byte, error) {
@@ -411,6 +414,9 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 		}
 		if hf == 0 {
 			return failed[[]byte](op, fmt.Errorf("tpm: PKCS #1 v1.5 without a hash needs a key that may decrypt with the null scheme: %w", offload.ErrUnsupported))
+		}
+		if _, err := hashAlg(hf); err != nil {
+			return failed[[]byte](op, err)
 		}
 		if pss && p.SaltLength != hf.Size() {
 			return failed[[]byte](op, fmt.Errorf("tpm: PSS with a %d-byte salt: the TPM salts with the hash length for this key: %w", p.SaltLength, offload.ErrUnsupported))

@@ -233,6 +233,8 @@ func TestEngineRequests(t *testing.T) {
 		{"raw RSA, PSS longest salt", rsaKey, digest[:], pssAuto, nil},
 		{"raw RSA, PSS salt = hash", rsaKey, digest[:], pssHash, nil},
 		{"ECDSA, digest of the wrong size", ecKey, digest[:20], crypto.SHA256, offload.ErrInvalid},
+		{"ECDSA with SHA-224, which the TPM lacks", ecKey, digest[:28], crypto.SHA224, offload.ErrUnsupported},
+		{"sign-only RSA with SHA-224", signOnly, digest[:28], crypto.SHA224, offload.ErrUnsupported},
 		{"RSA options for an ECDSA key", ecKey, digest[:], pssHash, offload.ErrInvalid},
 		{"a key of another engine", foreign, digest[:], crypto.SHA256, offload.ErrForeignKey},
 	} {

@@ -5,11 +5,14 @@ go 1.26
 require (
 	github.com/ThalesGroup/crypto11 v1.5.0
 	github.com/cloudflare/circl v1.6.5
+	github.com/google/go-tpm v0.9.9-0.20260124013517-8f8f42cba0de
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/offcrypt/offcrypt v0.0.0
 )
 
 require (
+	github.com/foxboron/go-tpm-keyfiles v0.0.0-20260902202739-8c9c2d1005f4 // indirect
+	github.com/google/go-tpm-tools v0.4.11 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/thales-e-security/pool v0.0.2 // indirect
 	golang.org/x/crypto v0.54.0 // indirect

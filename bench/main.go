@@ -59,12 +59,13 @@ var suites = []struct {
 	{"tls", runTLS},
 	{"delay", runDelay},
 	{"pkcs11", runPKCS11},
+	{"tpm", runTPM},
 }
 
 func main() {
 	cfg := defaultConfig()
 	var suiteList, callers string
-	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11")
+	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11, tpm")
 	flag.DurationVar(&cfg.dur, "time", cfg.dur, "how long each measurement runs")
 	flag.IntVar(&cfg.reps, "reps", cfg.reps, "how many times each set of measurements alternates")
 	flag.StringVar(&cfg.only, "only", "", "sign suite: run only algorithms whose name contains this")
@@ -135,7 +136,7 @@ func parseSuites(s string) ([]string, error) {
 			continue
 		}
 		if !knownSuite(name) {
-			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11)", name)
+			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11, tpm)", name)
 		}
 		out = append(out, name)
 	}

@@ -39,12 +39,22 @@ func Start(t testing.TB) *TPM {
 		}
 		t.Skip(msg)
 	}
-	s := &TPM{Dir: t.TempDir()}
-	if err := s.start(); err != nil {
+	s, err := Launch(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Launch starts swtpm with its state in dir, on free loopback ports, for a
+// program that is not a test (bench/); the caller stops it with Stop.
+func Launch(dir string) (*TPM, error) {
+	s := &TPM{Dir: dir}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // TCTI is the TCTI string tpm2-tools and tpm2-openssl use to reach it.

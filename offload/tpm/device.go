@@ -90,9 +90,8 @@ type link interface {
 // session, and the transient objects (keys, hash sequences) it loaded.
 //
 // A TPM executes one command at a time, and a Device is one command stream:
-// it is NOT safe for concurrent use. One goroutine owns it (the engine's
-// device worker) and makes every call; callers elsewhere reach it through
-// that goroutine.
+// it is NOT safe for concurrent use. Its caller makes one call at a time
+// (the Engine's workers take it in turn under a lock).
 type Device struct {
 	cfg Config
 	gen uint64 // connection generation: bumped on every (re)connect

@@ -28,10 +28,13 @@
 // re-dialled by the next call; the storage root key and the session are
 // re-created and keys are re-loaded from their blobs.
 //
-// # One owner
+// # One command stream
 //
 // A TPM runs one command at a time, and a Device is one command stream. It
-// is not safe for concurrent use: exactly one goroutine calls it.
+// is not safe for concurrent use: one call at a time. The Engine's workers
+// take it in turn under one lock, each for one operation (a hash session's
+// worker only for each of its steps), and a lost connection is re-dialled
+// at the start of the next operation, never in the middle of one.
 //
 // # Storage root key, session and slots
 //

@@ -15,10 +15,13 @@
 //     stacked;
 //   - pkcs11 (opt-in, needs SoftHSM2 and OpenSC's pkcs11-tool): ECDSA P-256
 //     and RSA-2048 signatures on one SoftHSM2 token with -sessions sessions
-//     on every side: the token's ceiling (one goroutine per session), a raw
+//     on every side: the token's ceiling (the CPUs S sessions can keep busy
+//     at the CPU cost of one goroutine per session signing in a loop), a raw
 //     miekg/pkcs11 loop whose callers share the sessions, offcrypt and
-//     crypto11; latency quantiles; and the OS threads offcrypt and crypto11
-//     each create for 10,000 concurrent callers (each in a child process).
+//     crypto11; each side's CPU time per signature and the CPUs the process
+//     had while it ran; latency quantiles; and the OS threads offcrypt and
+//     crypto11 each create for 10,000 concurrent callers (each in a child
+//     process).
 //
 // Usage:
 //

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // quick is a configuration that runs every measurement briefly.
@@ -34,7 +36,7 @@ func TestSuites(t *testing.T) {
 		{"sign", "Ed25519", []string{"| Ed25519 sign | 1 |", "| Ed25519 sign | "}},
 		{"future", "", []string{"| future alone", "| Ed25519 SignAsync+Wait"}},
 		{"hash", "", []string{"| SHA-256 | 65536 (default) |", "| SHA-256 | 1280 |", "| SHA-512 | 65536 (default) |", "| SHA-512 | 1280 |"}},
-		{"cipher", "", []string{"| 16 KiB | 1 |", "| 64 B | 1 |"}},
+		{"cipher", "", []string{"| 16 KiB | 1 |", "| 64 B | 1 |", "empty op: "}},
 		{"tls", "", []string{"| ECDSA P-256 |", "| RSA-2048 |"}},
 	} {
 		t.Run(c.suite, func(t *testing.T) {
@@ -98,10 +100,14 @@ func TestPKCS11(t *testing.T) {
 	for _, want := range []string{
 		"| ECDSA P-256 | 1 |", "| ECDSA P-256 | 8 |", "| RSA-2048 PKCS#1 v1.5 | 8 |",
 		"| ECDSA P-256 | offcrypt |", "| ECDSA P-256 | crypto11 |", "| RSA-2048 PKCS#1 v1.5 | raw |",
+		"| key | callers | owner loop ops/s | µs CPU per signature: owner loop |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if processCPU() > 0 && strings.Contains(out.String(), "n/a") {
+		t.Errorf("CPU time is readable here, but a CPU column says n/a:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), "OS threads") {
 		t.Errorf("thread measurement ran with threadCallers 0:\n%s", out.String())
@@ -208,4 +214,40 @@ func TestPercentile(t *testing.T) {
 			t.Errorf("percentile(%d values, %v) = %v, want %v", len(c.in), c.q, got, c.want)
 		}
 	}
+}
+
+// TestCallerMemory checks that what callerBuf and callerVar hand out, even
+// allocated one after the other with small allocations in between, keeps
+// isolation bytes from anything else they handed out.
+func TestCallerMemory(t *testing.T) {
+	type span struct{ lo, hi uintptr }
+	var spans []span
+	var keep [][]byte // every allocation stays live, so none is on the stack or reused
+	var vars []*[]time.Duration
+	for _, n := range []int{1, 16, 80, 80, 80, 200, 4096} {
+		b := callerBuf(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("callerBuf(%d): len %d, cap %d", n, len(b), cap(b))
+		}
+		lo := uintptr(unsafe.Pointer(&b[0]))
+		spans = append(spans, span{lo, lo + uintptr(n)})
+		keep = append(keep, b, make([]byte, n))
+	}
+	for range 4 {
+		p := callerVar[[]time.Duration]()
+		lo := uintptr(unsafe.Pointer(p))
+		spans = append(spans, span{lo, lo + unsafe.Sizeof(*p)})
+		vars = append(vars, p)
+		keep = append(keep, make([]byte, 24))
+	}
+	for i, a := range spans {
+		for _, b := range spans[i+1:] {
+			gap := max(int64(b.lo)-int64(a.hi), int64(a.lo)-int64(b.hi))
+			if gap < isolation {
+				t.Errorf("per-caller memory %#x-%#x and %#x-%#x are %d bytes apart, want at least %d", a.lo, a.hi, b.lo, b.hi, gap, isolation)
+			}
+		}
+	}
+	runtime.KeepAlive(keep)
+	runtime.KeepAlive(vars)
 }

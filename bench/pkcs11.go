@@ -114,9 +114,9 @@ func setupSoftHSM() (cleanup func(), err error) {
 	return cleanup, nil
 }
 
-// rawToken is the device ceiling: miekg/pkcs11 called directly, S sessions
-// shared by the callers through a channel, C_SignInit and C_Sign per
-// signature.
+// rawToken is miekg/pkcs11 called directly, with no library between: S
+// sessions shared by the callers through a channel (sign), or each owned by
+// one goroutine (owners); C_SignInit and C_Sign per signature.
 type rawToken struct {
 	p        *pkcs11.Ctx
 	sessions chan pkcs11.SessionHandle
@@ -196,9 +196,10 @@ func (r *rawToken) signOn(sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle, mech
 	return nil
 }
 
-// ceiling is the token's own ceiling with S sessions, to be run with S
-// callers: caller i owns session i and signs in a loop, with no hand-off.
-func (r *rawToken) ceiling(obj pkcs11.ObjectHandle, mech uint, data []byte) func(int) func() error {
+// owners is the owner loop, to be run with S callers: caller i owns
+// session i and signs in a loop, with no hand-off: S sessions kept busy
+// with nothing else in the way.
+func (r *rawToken) owners(obj pkcs11.ObjectHandle, mech uint, data []byte) func(int) func() error {
 	return func(i int) func() error {
 		sh := r.all[i]
 		return func() error { return r.signOn(sh, obj, mech, data) }
@@ -285,15 +286,17 @@ func verify(pub crypto.PublicKey, digest, sig []byte, rawECDSA bool) error {
 }
 
 // latencies records each caller's per-signature latency, in a slice per
-// caller allocated before the clock starts.
+// caller allocated before the clock starts, its header on cache lines of
+// its own (callerVar) since every signature appends to it.
 type latencies struct {
-	per [][]time.Duration
+	per []*[]time.Duration
 }
 
 func newLatencies(callers, capacity int) *latencies {
-	l := &latencies{per: make([][]time.Duration, callers)}
+	l := &latencies{per: make([]*[]time.Duration, callers)}
 	for i := range l.per {
-		l.per[i] = make([]time.Duration, 0, capacity)
+		l.per[i] = callerVar[[]time.Duration]()
+		*l.per[i] = make([]time.Duration, 0, capacity)
 	}
 	return l
 }
@@ -302,17 +305,21 @@ func newLatencies(callers, capacity int) *latencies {
 // slice.
 func (l *latencies) wrap(sign func() error) func(int) func() error {
 	return func(i int) func() error {
+		lat := l.per[i]
 		return func() error {
 			t0 := time.Now()
 			err := sign()
-			l.per[i] = append(l.per[i], time.Since(t0))
+			*lat = append(*lat, time.Since(t0))
 			return err
 		}
 	}
 }
 
 func (l *latencies) sorted() []time.Duration {
-	all := slices.Concat(l.per...)
+	var all []time.Duration
+	for _, p := range l.per {
+		all = append(all, *p...)
+	}
 	slices.Sort(all)
 	return all
 }
@@ -365,12 +372,20 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 		lat  []time.Duration
 	}
 	var latRows []latRow
+	var cpuRows []string
 
 	fmt.Fprintf(w, "### PKCS#11 signatures on SoftHSM2, %d sessions each: token ceiling and raw miekg/pkcs11 loop, offcrypt (pkcs11 engine + signer/), crypto11 v1.5.0\n", s)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| key | callers | ceiling ops/s | raw ops/s | offcrypt ops/s | crypto11 ops/s | offcrypt / raw | offcrypt / crypto11 | crypto11 / raw | offcrypt / ceiling |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range p11Keys() {
+		// Every row of this key is measured before its ceiling, which
+		// takes all of them, can be printed.
+		type row struct {
+			callers int
+			m       []result
+		}
+		var rows []row
 		obj, err := raw.find(k.label)
 		if err != nil {
 			return err
@@ -417,22 +432,42 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 				factories[i] = lats[i].wrap(func() error { _, err := sd.sign(); return err })
 				counts[i] = callers
 			}
-			// The ceiling runs beside them, always with S callers.
-			factories = append(factories, raw.ceiling(obj, k.mech, k.data))
+			// The owner loop runs beside them, always with S callers.
+			factories = append(factories, raw.owners(obj, k.mech, k.data))
 			counts = append(counts, len(raw.all))
-			r, err := compareCallers(factories, counts, cfg)
+			m, err := measureSides(factories, counts, cfg)
 			if err != nil {
 				return fmt.Errorf("%s, %d callers: %w", k.name, callers, err)
 			}
-			ceil := r[3]
-			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
-				k.name, callers, ceil, r[0], r[1], r[2], r[1]/r[0], r[1]/r[2], r[2]/r[0], r[1]/ceil)
+			rows = append(rows, row{callers, m})
 			if callers == maxCallers {
 				for i, sd := range sides {
 					latRows = append(latRows, latRow{k.name, sd.name, lats[i].sorted()})
 				}
 			}
 		}
+		var all []result
+		for _, r := range rows {
+			all = append(all, r.m...)
+		}
+		ceil := tokenCeiling(all, s)
+		for _, r := range rows {
+			m, own := r.m, r.m[3]
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
+				k.name, r.callers, ceil, m[0].rate, m[1].rate, m[2].rate, m[1].rate/m[0].rate, m[1].rate/m[2].rate, m[2].rate/m[0].rate, m[1].rate/ceil)
+			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |",
+				k.name, r.callers, own.rate, cpuMicros(own), cpuMicros(m[0]), cpuMicros(m[1]), cpuMicros(m[2]),
+				coresUsed(own), coresUsed(m[0]), coresUsed(m[1]), coresUsed(m[2])))
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Where the CPU went: the owner loop's rate, the process's CPU time (user and system, every goroutine and thread in it) per signature, and the CPUs the process had while each side ran (medians of the repetitions):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | callers | owner loop ops/s | µs CPU per signature: owner loop | raw | offcrypt | crypto11 | CPUs used: owner loop | raw | offcrypt | crypto11 |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, row := range cpuRows {
+		fmt.Fprintln(w, row)
 	}
 
 	fmt.Fprintln(w)
@@ -446,9 +481,47 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 			roundDur(p50), roundDur(p99), float64(p99)/float64(max(p50, 1)), roundDur(percentile(lr.lat, 1)))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. ceiling: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). ", s, s)
+	fmt.Fprintf(w, "raw: the callers share %d sessions through a channel and call C_SignInit+C_Sign themselves. "+
+		"owner loop: %d goroutines, each owning one session and signing in a loop (no hand-off; the same whatever the callers, measured again in every row, alternating with the other sides). "+
+		"ceiling: what the token can give %d sessions in this process, one figure per key: min(sessions, GOMAXPROCS) = %d CPUs, each signing at the lowest CPU time per signature any side showed in any row of the key (second table). "+
+		"SoftHSM2 signs on the calling thread and its sessions hardly wait for each other (go test -bench OwnerLoop reads the kernel's scheduler statistics of each owner thread: with 2 sessions a thread is blocked 2-7 %% of its time and otherwise on a CPU or waiting for one, and a signature costs about 20 %% more CPU than with one session alone, the threads sharing SoftHSM2's and OpenSSL's state), so the token is bound by CPU: "+
+		"a side's rate follows the CPUs the process is given while it runs (on a shared machine fewer than GOMAXPROCS) and its CPU time per signature, and the owner loop's rate is not a ceiling, a side given more CPUs or paying less per signature beats it. "+
+		"The ceiling is reached only by keeping every CPU busy at the cheapest signature; with 1 caller raw and crypto11 often show that one, but keep at most one CPU busy. ",
+		s, s, s, min(s, runtime.GOMAXPROCS(0)))
 	fmt.Fprintf(w, "All three sides sign with the same token objects (made by pkcs11-tool), with CKM_ECDSA and CKM_RSA_PKCS over a SHA-256 digest, on %d sessions; crypto11 gets MaxSessions %d because it keeps one session for its login and signs on the others.\n", s, s+1)
 	return nil
+}
+
+// tokenCeiling is the most signatures per second the token can give S
+// sessions in this process, from every side's results with one key:
+// SoftHSM2 signs on the calling thread and barely serialises its sessions,
+// so it is bound by CPU, and S sessions can keep at most min(S, GOMAXPROCS)
+// CPUs busy, each at best at the lowest CPU time per signature any side
+// showed. It is the highest rate any side showed where that is higher (it
+// never is on the machines measured), or where the CPU time is unknown.
+func tokenCeiling(results []result, sessions int) float64 {
+	var best float64
+	var cheapest time.Duration
+	for _, r := range results {
+		best = max(best, r.rate)
+		if r.cpuPerOp > 0 && (cheapest == 0 || r.cpuPerOp < cheapest) {
+			cheapest = r.cpuPerOp
+		}
+	}
+	if cheapest == 0 {
+		return best
+	}
+	cpus := min(sessions, runtime.GOMAXPROCS(0))
+	return max(best, float64(cpus)/cheapest.Seconds())
+}
+
+// cpuMicros formats a side's CPU time per signature in µs, "n/a" where
+// unknown.
+func cpuMicros(r result) string {
+	if r.cpuPerOp <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", float64(r.cpuPerOp)/float64(time.Microsecond))
 }
 
 func roundDur(d time.Duration) time.Duration {

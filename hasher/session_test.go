@@ -397,7 +397,10 @@ func TestStatefulThroughInject(t *testing.T) {
 			if tc.faultAt != 0 {
 				o.Faults = []inject.Fault{{If: func(r inject.Request) bool { return r.Seq == tc.faultAt }, Err: boom}}
 			}
-			w := inject.Wrap(eng, o)
+			w, err := inject.Wrap(eng, o)
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { w.Close() })
 			h := newHash(t, w, crypto.SHA256)
 			data := bytes.Repeat([]byte("0123456789abcdef"), 20) // 5 updates of 64 bytes

@@ -14,8 +14,11 @@
 //
 // The request's context bounds the operation: when it ends, a request still
 // queued never reaches the device, and one the device is working on resolves
-// at once with the context's error while its late result is dropped. The
-// context given to Wait bounds only that wait.
+// at once with the context's error while its late result is dropped. Work
+// done on the caller's goroutine (Call.Inline) is not interrupted, but it
+// too fails with the context's error, at the work's end, when the context
+// ended meanwhile: no engine delivers a result after its request's context
+// ended. The context given to Wait bounds only that wait.
 //
 // # Many operations from one goroutine
 //
@@ -40,6 +43,15 @@
 // and ErrForeignKey. An operation's error is an *OpError naming the engine
 // and the kind of operation; the device's own error (a CKR_* code, say)
 // stays in the chain for errors.As.
+//
+// Some failures read as the standard library's, on every engine: an RSA
+// ciphertext that does not decrypt wraps rsa.ErrDecryption (see
+// DecryptRequest), and a GCM message that does not authenticate, a
+// ciphertext shorter than the tag included, wraps crypto/cipher's own Open
+// error (see CipherRequest.Input). An engine's options are checked when it
+// is made: zero means the default, and a negative value fails with an error
+// wrapping ErrInvalid that names the option and its value. A panic in an
+// engine's work fails that request with a one-line error.
 //
 // # For engine authors
 //

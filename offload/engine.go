@@ -20,6 +20,12 @@ import (
 // never reaches the device; if it ends while the device works, the future
 // resolves at once with the context's error and the device's late result is
 // dropped. Either way the engine's slot is freed once the device is done.
+// Work that an in-process engine does on the caller's goroutine
+// (Call.Inline) cannot be interrupted: the operation method returns when
+// the work ends, and if the context ended meanwhile the result is dropped
+// (zeroed when secret) and the future fails with the context's error. Such
+// a call sees the context's end no later than the work's end, and a result
+// never arrives after its context ended, inline or not.
 //
 // Engines are safe for concurrent use. Close fails what has not finished
 // with ErrClosed, waits for the device to finish what it was doing, stops
@@ -165,6 +171,13 @@ type CipherRequest struct {
 	AAD []byte
 	// Input is the plaintext or ciphertext. For GCM decryption it ends with
 	// the 16-byte tag; CBC input is whole blocks, without padding.
+	//
+	// A GCM decryption that does not authenticate (a tampered ciphertext,
+	// tag or AAD, a wrong key or nonce, or an Input too short to hold the
+	// tag) fails on every engine with an error wrapping the very error
+	// crypto/cipher's AES-GCM Open returns ("cipher: message authentication
+	// failed"), never with ErrInvalid, as crypto/cipher reports it; the
+	// device's own error, if any, stays in the chain beside it.
 	Input []byte
 	// Out, if its capacity holds the result, may receive it: the engine then
 	// returns Out[:n] instead of a new slice, saving an allocation and a copy
@@ -176,9 +189,28 @@ type CipherRequest struct {
 }
 
 // A RandomRequest asks for N random bytes; N may not exceed Info.MaxInline.
+//
+// N = 0 asks for nothing, as a Read into an empty buffer does: every engine
+// that offers Random answers it at once with an empty, non-nil slice and a nil error, without
+// reaching the device, whatever the context (a closed engine still fails it
+// with ErrClosed). Check says which requests these are.
 type RandomRequest struct {
 	Call
 	N int
+}
+
+// Check validates a random request against the engine's payload cap
+// (Info.MaxInline): a nil request and an N below 0 or above maxInline fail
+// with an error wrapping ErrInvalid. It reports empty for N = 0, which the
+// engine answers with Resolved([]byte{}, nil) instead of submitting it.
+func (r *RandomRequest) Check(maxInline int) (empty bool, err error) {
+	switch {
+	case r == nil:
+		return false, fmt.Errorf("%w: nil random request", ErrInvalid)
+	case r.N < 0 || r.N > maxInline:
+		return false, fmt.Errorf("%w: %d random bytes asked for; 0 to %d allowed", ErrInvalid, r.N, maxInline)
+	}
+	return r.N == 0, nil
 }
 
 // HashSessioner is implemented by engines whose hashing keeps its state on

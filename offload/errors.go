@@ -22,6 +22,14 @@ var (
 	// ErrNotFound reports that a key or other object looked up does not exist.
 	ErrNotFound = errors.New("offload: not found")
 
+	// ErrUnavailable reports that the device cannot be reached now: a token
+	// pulled out, a module that lost its device, a server in front of the
+	// device that is down. Whatever the request named may well exist (it
+	// is not ErrNotFound), and the engine is not merely at its limit (it is
+	// not ErrBusy): the request may succeed once the device is back, which
+	// the engine finds out by itself.
+	ErrUnavailable = errors.New("offload: device unavailable")
+
 	// ErrAuth reports a failed login or a missing authorisation (wrong PIN,
 	// wrong password, a key that requires a login that has not happened).
 	ErrAuth = errors.New("offload: authentication failed")

@@ -286,3 +286,23 @@ func TestKeyTypeOf(t *testing.T) {
 		})
 	}
 }
+
+func TestRandomRequestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		req   *RandomRequest
+		empty bool
+		err   error
+	}{
+		{&RandomRequest{N: 0}, true, nil},
+		{&RandomRequest{N: 1}, false, nil},
+		{&RandomRequest{N: 64}, false, nil},
+		{&RandomRequest{N: 65}, false, ErrInvalid},
+		{&RandomRequest{N: -1}, false, ErrInvalid},
+		{nil, false, ErrInvalid},
+	} {
+		empty, err := tc.req.Check(64)
+		if empty != tc.empty || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
+			t.Errorf("Check(%+v) = %v, %v; want %v, %v", tc.req, empty, err, tc.empty, tc.err)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package ecdsaenc is what an engine whose device signs raw ECDSA needs
 // around it, in pure Go: the digest the device may sign (Truncate), and the
 // two forms of a signature, the device's fixed-size r‖s and the ASN.1 DER
-// that crypto/ecdsa produces and accepts (DER, Raw).
+// that crypto/ecdsa produces and accepts (DER, Raw), and, for a device that
+// signs with the caller's nonce, hedged RFC 6979 nonces (Nonces).
 //
 // DER and Raw accept only what crypto/ecdsa's VerifyASN1 could accept:
 // minimal DER with nothing after it, positive integers, and 0 < r, s < n for

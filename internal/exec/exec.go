@@ -12,7 +12,8 @@
 // In-process work (the software engine). Op.Work runs on a pool of worker
 // goroutines, or, when the request sets offload.Call.Inline and a slot is
 // free at once, on the caller's goroutine before Submit returns: no job, no
-// promise, no hand-off. Config.Workers sets the pool's size.
+// promise, no hand-off, and a context that ends while the work runs still
+// decides the outcome (see Submit). Config.Workers sets the pool's size.
 //
 // Workers that own device state (a PKCS #11 session per worker, a TPM's one
 // transport). Config.States gives one state per worker, and Op.Work receives
@@ -22,7 +23,9 @@
 // work runs once more on the rebuilt state. Config.Gate, when set, is held
 // around every device call, so an engine can quiesce all its workers (no
 // worker inside a call) while it rebuilds state they share, by taking the
-// other side of the lock. Pin hands one worker to a Stream: a sequence of
+// other side of the lock; the gate may also refuse a state that such a
+// rebuild outdated after Prepare (ErrStale), and the state is then readied
+// again before the work runs. Pin hands one worker to a Stream: a sequence of
 // steps that run in order on that worker's state (a PKCS #11 digest held
 // by one session), until the stream ends and the worker goes back to the
 // pool.
@@ -64,6 +67,19 @@ var ErrRetry = errors.New("exec: device full, retry")
 // ErrRetry is tried again when Config.Resubmit is 0.
 const DefaultResubmit = 64
 
+// ErrStale is what a Gate's Enter answers (wrapped) for a worker state that
+// is outdated: something the states share was rebuilt after the state was
+// readied, and the device would not accept it any more. Nothing was called
+// on the device, so the executor readies the state again (Device.Prepare)
+// and enters again, up to StaleTries times in all, whether or not the work
+// may Repeat; a step that continues a stream's device operation fails with
+// Enter's error instead, the operation having gone with the old state.
+var ErrStale = errors.New("exec: worker state outdated")
+
+// StaleTries bounds the entries a device call makes when the Gate keeps
+// answering ErrStale; after the last, the request fails with its error.
+const StaleTries = 3
+
 // An Injector decides what fault injection does to one request. It is
 // called once per admitted request, before anything else happens to it, and
 // must be safe for concurrent use.
@@ -88,6 +104,18 @@ type Outcome struct {
 }
 
 func (o Outcome) held() bool { return o.Delay > 0 || o.Drop || o.Spins > 0 }
+
+// A Gate keeps the device calls of workers that own device state apart
+// from rebuilds of what their states share: Enter is called before every
+// device call on s (Op.Work, a stream's step and its cleanup), Leave after
+// it. Enter waits while the engine holds the gate's other side. It may
+// refuse to enter with an error wrapping ErrStale when s was outdated by
+// such a rebuild; with any error it has not entered, and the call is not
+// made.
+type Gate[S any] interface {
+	Enter(s S) error
+	Leave(s S)
+}
 
 // A Device is the engine's side of workers that own device state (shape
 // b). Both methods run on the worker that owns s, outside Config.Gate.
@@ -115,10 +143,11 @@ type Config[S any] struct {
 	States []S
 	// Device readies and recovers worker states; nil does neither.
 	Device Device[S]
-	// Gate, when not nil, is locked around every device call (Work, a
+	// Gate, when not nil, is entered around every device call (Work, a
 	// stream's steps and cleanup). An engine that must quiesce its workers
-	// passes the read side of a sync.RWMutex and takes the write side.
-	Gate sync.Locker
+	// gives the shared side of a readers-writer lock and takes the
+	// exclusive side, and may check there that a state is still current.
+	Gate Gate[S]
 	// Inject decides fault injection per request; nil injects nothing.
 	Inject Injector
 	// Resubmit bounds the retries of a Start that answered ErrRetry; 0
@@ -133,7 +162,7 @@ type Executor[S any] struct {
 	limit    *offload.Limiter
 	inj      Injector
 	dev      Device[S]
-	gate     sync.Locker
+	gate     Gate[S]
 	inline   bool // work may run on a caller's goroutine (no States)
 	resubmit int
 	jobs     chan task[S]
@@ -336,6 +365,12 @@ type Op[S, T any] struct {
 // Submit admits o and returns its future. Work with Call.Inline set and a
 // free slot runs on the calling goroutine before Submit returns; other
 // work is queued for a worker; a Start is called on the calling goroutine.
+//
+// Inline work is not interrupted when ctx ends, but its result does not
+// outlive the context: when ctx has ended by the time the work returns,
+// the result goes to Op.Release and the future fails with the context's
+// error, as it would have if a worker had run the work. The caller thus
+// sees the context's end no later than the end of the work.
 func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.Future[T] {
 	op := o.Kind
 	if x.closed.Load() {
@@ -369,6 +404,14 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		err := out.Err
 		if err == nil {
 			v, err = call(x, *new(S), &o, true, alwaysPending)
+			if ctx.Err() != nil {
+				// The context ended while the work ran, which nothing
+				// interrupts: its end wins, as it would have on a worker.
+				if o.Release != nil {
+					o.Release(v)
+				}
+				v, err = *new(T), context.Cause(ctx)
+			}
 		}
 		err = x.wrap(o.Internal, op, err)
 		if !o.Internal {
@@ -453,12 +496,15 @@ func call[S, T any](x *Executor[S], s S, o *Op[S, T], prepare bool, pending func
 	if x.dev == nil {
 		return guard(x, s, o.Work)
 	}
+	var v T
+	var err error
 	if prepare {
-		if err := x.dev.Prepare(s, o.Probe); err != nil {
-			return *new(T), err
-		}
+		v, err = prepared(x, s, o, false)
+	} else {
+		// A step that continues a stream's device operation: a stale state
+		// lost the operation, so it is not readied and entered again.
+		v, err = guard(x, s, o.Work)
 	}
-	v, err := guard(x, s, o.Work)
 	if err == nil {
 		return v, nil
 	}
@@ -467,16 +513,39 @@ func call[S, T any](x *Executor[S], s S, o *Op[S, T], prepare bool, pending func
 		return v, rerr
 	}
 	x.retried.Add(1)
-	return guard(x, s, o.Work)
+	return prepared(x, s, o, true)
 }
 
-// guard makes one device call under the Gate. A panic in it is a bug in the
-// engine; it is turned into the call's error (a *PanicError) so that the
-// slot is freed and Close does not wait for ever.
+// prepared makes the device call under the Gate, readying s first
+// (Device.Prepare) unless ready says a recovery just rebuilt it. While the
+// Gate finds s stale, s is readied and the Gate entered again, up to
+// StaleTries entries in all.
+func prepared[S, T any](x *Executor[S], s S, o *Op[S, T], ready bool) (v T, err error) {
+	for range StaleTries {
+		if !ready {
+			if err := x.dev.Prepare(s, o.Probe); err != nil {
+				return *new(T), err
+			}
+		}
+		v, err = guard(x, s, o.Work)
+		if !errors.Is(err, ErrStale) {
+			break
+		}
+		ready = false
+	}
+	return v, err
+}
+
+// guard makes one device call under the Gate, or none when the Gate
+// refuses s. A panic in the call is a bug in the engine; it is turned into
+// the call's error (a *PanicError) so that the slot is freed and Close does
+// not wait for ever.
 func guard[S, T any](x *Executor[S], s S, work func(S) (T, error)) (v T, err error) {
 	if x.gate != nil {
-		x.gate.Lock()
-		defer x.gate.Unlock()
+		if err := x.gate.Enter(s); err != nil {
+			return *new(T), err
+		}
+		defer x.gate.Leave(s)
 	}
 	defer func() {
 		if r := recover(); r != nil {

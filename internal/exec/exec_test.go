@@ -99,6 +99,71 @@ func TestSubmitInline(t *testing.T) {
 	}
 }
 
+// Inline work that outlives its context: the work is not interrupted, but
+// its result is released and the caller gets the context's error, whether
+// the work succeeded or failed; work that ends before the context does
+// keeps its result.
+func TestSubmitInlineContextEnds(t *testing.T) {
+	boom := errors.New("boom")
+	cause := errors.New("gave up")
+	for _, tc := range []struct {
+		name     string
+		end      bool  // the work ends the context before it returns
+		workErr  error // what the work fails with
+		want     error
+		released bool
+	}{
+		{"ended-result", true, nil, cause, true},
+		{"ended-error", true, boom, cause, true},
+		{"live-result", false, nil, nil, false},
+		{"live-error", false, boom, boom, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			buf := []byte("secret")
+			var released []byte
+			f := Submit(p, ctx, Op[struct{}, []byte]{
+				Kind: offload.OpDecrypt,
+				Call: offload.Call{Inline: true},
+				Work: func(struct{}) ([]byte, error) {
+					if tc.end {
+						cancel(cause)
+					}
+					return buf, tc.workErr
+				},
+				Release: func(b []byte) { released = b; clear(b) },
+			})
+			v, err := f.Poll()
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("Poll = %q, %v; want %v", v, err, tc.want)
+			}
+			if tc.end && v != nil {
+				t.Fatalf("a failed request delivered %q", v)
+			}
+			if got := released != nil; got != tc.released {
+				t.Fatalf("released = %v, want %v", got, tc.released)
+			}
+			if tc.released && string(buf) != "\x00\x00\x00\x00\x00\x00" {
+				t.Fatalf("the released result still holds %q", buf)
+			}
+			if tc.end {
+				var oe *offload.OpError
+				if !errors.As(err, &oe) || oe.Op != offload.OpDecrypt {
+					t.Fatalf("err = %#v, want an *offload.OpError for decrypt", err)
+				}
+				if st := p.Stats().Op(offload.OpDecrypt); st.Completed != 0 || st.InFlight != 0 {
+					t.Fatalf("stats count a request its context ended as completed: %+v", st)
+				}
+			}
+			if p.InFlight() != 0 {
+				t.Fatalf("InFlight = %d", p.InFlight())
+			}
+		})
+	}
+}
+
 // A request that sets both Inline and NoWait runs on the caller's goroutine
 // when a slot is free, and fails with ErrBusy at once when none is.
 func TestSubmitInlineNoWait(t *testing.T) {

@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ func (d *device) Recover(s *session, probe bool, err error) (bool, error) {
 	return true, err
 }
 
-func newStateful(t *testing.T, n int, d *device, gate sync.Locker) *Executor[*session] {
+func newStateful(t *testing.T, n int, d *device, gate Gate[*session]) *Executor[*session] {
 	t.Helper()
 	states := make([]*session, n)
 	for i := range states {
@@ -160,10 +161,10 @@ func TestStatesOwnedByWorkers(t *testing.T) {
 // other side finds no worker inside one: here a writer that holds it keeps
 // requests from starting, and Recover runs outside it.
 func TestGateQuiesces(t *testing.T) {
-	var rw sync.RWMutex
+	g := &rwGate{}
 	d := &device{}
-	x := newStateful(t, 2, d, rw.RLocker())
-	rw.Lock() // quiesced
+	x := newStateful(t, 2, d, g)
+	g.rw.Lock() // quiesced
 	var ran atomic.Bool
 	f := Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign, Repeat: true,
 		Work: func(s *session) (int, error) {
@@ -179,12 +180,87 @@ func TestGateQuiesces(t *testing.T) {
 	if ran.Load() {
 		t.Fatal("work ran while the gate was held")
 	}
-	rw.Unlock()
+	g.rw.Unlock()
 	if v, err := testwait.Wait(t, f, "gated request"); v != 1 || err != nil {
 		t.Fatalf("after the gate opened: %v, %v", v, err)
 	}
 	if d.recovered.Load() != 1 {
 		t.Fatalf("Recover ran %d times", d.recovered.Load())
+	}
+}
+
+// rwGate is a Gate over the shared side of a readers-writer lock that
+// refuses a state, as stale, the next refuse times it is entered.
+type rwGate struct {
+	rw      sync.RWMutex
+	refuse  atomic.Int32
+	entered atomic.Int32 // entries, refused ones included
+}
+
+func (g *rwGate) Enter(s *session) error {
+	g.entered.Add(1)
+	g.rw.RLock()
+	if g.refuse.Add(-1) >= 0 {
+		g.rw.RUnlock()
+		return fmt.Errorf("session %d from an earlier life: %w", s.id, ErrStale)
+	}
+	return nil
+}
+
+func (g *rwGate) Leave(*session) { g.rw.RUnlock() }
+
+// A state the Gate finds stale is readied again and the Gate entered again,
+// even for work that may not repeat (it never reached the device), up to
+// StaleTries entries; a stream's step that continues its device operation
+// is not readied again: it fails with the Gate's error and ends the stream.
+func TestGateStale(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		refuse       int32
+		step         bool // a continuing step on a stream instead of a request
+		wantRuns     int32
+		wantPrepared int32
+		wantErr      error
+	}{
+		{"fresh", 0, false, 1, 1, nil},
+		{"stale once", 1, false, 1, 2, nil},
+		{"stale up to the bound", StaleTries - 1, false, 1, StaleTries, nil},
+		{"stale beyond the bound", StaleTries, false, 0, StaleTries, ErrStale},
+		{"continuing step", 1, true, 0, 0, ErrStale},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &rwGate{}
+			d := &device{}
+			x := newStateful(t, 1, d, g)
+			var runs atomic.Int32
+			work := func(s *session) (int, error) { runs.Add(1); return 7, nil }
+			var f *offload.Future[int]
+			if tc.step {
+				st, err := Pin(x, context.Background(), PinSpec[*session]{Kind: offload.OpHash})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.refuse.Store(tc.refuse)
+				f = Do(st, context.Background(), Step[*session, int]{Work: work})
+			} else {
+				g.refuse.Store(tc.refuse)
+				f = Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign, Work: work})
+			}
+			v, err := testwait.Wait(t, f, tc.name)
+			if tc.wantErr == nil && (err != nil || v != 7) || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("result %v, %v; want error %v", v, err, tc.wantErr)
+			}
+			x.Close()
+			if got := runs.Load(); got != tc.wantRuns {
+				t.Fatalf("work ran %d times, want %d", got, tc.wantRuns)
+			}
+			if got := d.prepared.Load(); got != tc.wantPrepared {
+				t.Fatalf("Prepare ran %d times, want %d", got, tc.wantPrepared)
+			}
+			if x.Retried() != 0 {
+				t.Fatalf("a refused entry counted as a retry: %d", x.Retried())
+			}
+		})
 	}
 }
 

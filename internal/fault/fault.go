@@ -6,11 +6,13 @@
 package fault
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -55,6 +57,24 @@ type Request struct {
 	Op  offload.Op
 	Seq uint64       // 1 for the engine's first request, counting every kind
 	Key *offload.Key // nil for hash and random requests
+}
+
+// Check refuses options that make no sense, with an error prefixed with pkg
+// that wraps offload.ErrInvalid: a negative Latency, Jitter or NotReady
+// (zero means none), and a fault with neither Err nor Drop.
+func (o Options) Check(pkg string) error {
+	if err := optcheck.NonNegative(pkg,
+		optcheck.Duration("Options.Latency", o.Latency),
+		optcheck.Duration("Options.Jitter", o.Jitter),
+		optcheck.Int("Options.NotReady", o.NotReady)); err != nil {
+		return err
+	}
+	for i, f := range o.Faults {
+		if f.Err == nil && !f.Drop {
+			return fmt.Errorf("%s: Options.Faults[%d] has neither Err nor Drop: %w", pkg, i, offload.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // injector applies Options to a stream of requests. It is safe for

@@ -30,7 +30,10 @@ type workload struct {
 
 func msgOf(i int) []byte { return []byte(fmt.Sprintf("conformance request %d", i)) }
 
-func (s *suite) workload(t *testing.T) workload {
+func (s *suite) workload(t *testing.T) workload { return s.workloadWith(t, offload.Call{}) }
+
+// workloadWith is workload with every request entering as call says.
+func (s *suite) workloadWith(t *testing.T, call offload.Call) workload {
 	t.Helper()
 	switch {
 	case s.info.Supports(offload.ECDSAP256):
@@ -38,7 +41,7 @@ func (s *suite) workload(t *testing.T) workload {
 		pub := k.Public().(*ecdsa.PublicKey)
 		return workload{"ECDSA-P256",
 			func(ctx context.Context, i int) *offload.Future[[]byte] {
-				return s.Engine.Sign(ctx, &offload.SignRequest{Key: k, Digest: hashOf(crypto.SHA256, msgOf(i)), Opts: crypto.SHA256})
+				return s.Engine.Sign(ctx, &offload.SignRequest{Call: call, Key: k, Digest: hashOf(crypto.SHA256, msgOf(i)), Opts: crypto.SHA256})
 			},
 			func(i int, v []byte) bool { return ecdsa.VerifyASN1(pub, hashOf(crypto.SHA256, msgOf(i)), v) }}
 	case s.info.Supports(offload.Ed25519):
@@ -46,7 +49,7 @@ func (s *suite) workload(t *testing.T) workload {
 		pub := k.Public().(ed25519.PublicKey)
 		return workload{"Ed25519",
 			func(ctx context.Context, i int) *offload.Future[[]byte] {
-				return s.Engine.Sign(ctx, &offload.SignRequest{Key: k, Message: msgOf(i)})
+				return s.Engine.Sign(ctx, &offload.SignRequest{Call: call, Key: k, Message: msgOf(i)})
 			},
 			func(i int, v []byte) bool { return ed25519.Verify(pub, msgOf(i), v) }}
 	case s.info.Supports(offload.RSAPKCS1v15):
@@ -54,7 +57,7 @@ func (s *suite) workload(t *testing.T) workload {
 		pub := k.Public().(*rsa.PublicKey)
 		return workload{"RSA-PKCS1v15",
 			func(ctx context.Context, i int) *offload.Future[[]byte] {
-				return s.Engine.Sign(ctx, &offload.SignRequest{Key: k, Digest: hashOf(crypto.SHA256, msgOf(i)), Opts: crypto.SHA256})
+				return s.Engine.Sign(ctx, &offload.SignRequest{Call: call, Key: k, Digest: hashOf(crypto.SHA256, msgOf(i)), Opts: crypto.SHA256})
 			},
 			func(i int, v []byte) bool {
 				return rsa.VerifyPKCS1v15(pub, crypto.SHA256, hashOf(crypto.SHA256, msgOf(i)), v) == nil
@@ -62,7 +65,7 @@ func (s *suite) workload(t *testing.T) workload {
 	case s.info.Supports(offload.Random):
 		return workload{"random",
 			func(ctx context.Context, i int) *offload.Future[[]byte] {
-				return s.Engine.Random(ctx, &offload.RandomRequest{N: 1 + i%32})
+				return s.Engine.Random(ctx, &offload.RandomRequest{Call: call, N: 1 + i%32})
 			},
 			func(i int, v []byte) bool { return len(v) == 1+i%32 }}
 	}

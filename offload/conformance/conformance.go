@@ -48,6 +48,14 @@
 // Final must fail, a closed session must leave the engine working, and an
 // unclaimed hash must fail HashSession with offload.ErrUnsupported.
 //
+// Then the rules offload's docs fix where engines once differed: a Random
+// of N = 0 is an empty, non-nil answer that reaches no device; a GCM
+// ciphertext shorter than the tag fails as crypto/cipher's authentication
+// failure, not ErrInvalid; a request with Call.Inline whose context ends
+// while the work runs fails with the context's error; and a negative option
+// is refused by the engine's constructor (Setup.Refuse) and by inject.Wrap,
+// with an error wrapping offload.ErrInvalid that names it.
+//
 // Then behaviour: a context already ended, ended while queued and while
 // running (many requests, random cancel times, every future resolved once,
 // every delivered result valid), Close with work in flight, Poll, Wait from
@@ -105,6 +113,14 @@ type Setup struct {
 	// no generic way fills an engine (inject.Wrap's drops do not hold the
 	// inner engine's slots).
 	Saturate func(t *testing.T) (release func())
+
+	// Refuse, if not nil, tries to make an engine of the same kind with each
+	// of its numeric options set to -1 in turn (-1 ns for a duration), and
+	// returns what the constructor answered, by the option's name as its
+	// error must cite it ("Options.Workers", "Config.MaxInFlight"). It
+	// closes any engine it did make. The suite checks that each answer is an
+	// error wrapping offload.ErrInvalid that says "<name> is -1".
+	Refuse func(t *testing.T) map[string]error
 }
 
 // errInjected is the fault the suite injects through inject.Wrap.
@@ -133,6 +149,10 @@ func Run(t *testing.T, f Factory) {
 			t.Run("vectors", func(t *testing.T) {
 				s := newSuite(t, f, m)
 				s.vectors(t)
+			})
+			t.Run("rules", func(t *testing.T) {
+				s := newSuite(t, f, m)
+				s.rules(t)
 			})
 			t.Run("behaviour", func(t *testing.T) { behaviour(t, f, m) })
 		})
@@ -173,7 +193,12 @@ func newSuite(t *testing.T, f Factory, m mode) *suite {
 	}
 	sessions, _ := st.Engine.(offload.HashSessioner)
 	if m.opts != nil {
-		st.Engine = inject.Wrap(st.Engine, *m.opts)
+		w, err := inject.Wrap(st.Engine, *m.opts)
+		if err != nil {
+			st.Engine.Close()
+			t.Fatalf("conformance: wrapping the engine: %v", err)
+		}
+		st.Engine = w
 	}
 	eng := st.Engine
 	t.Cleanup(func() { eng.Close() })

@@ -235,10 +235,13 @@ func (s *suite) hashFaultEveryPosition(t *testing.T, h crypto.Hash) {
 // faultAt runs st with a fault injected at its k-th request, retrying the
 // failed request, and checks the digest and where the fault hit.
 func (s *suite) faultAt(st hashStream, k int, want []byte) error {
-	eng := inject.Wrap(noClose{s.Engine}, inject.Options{Faults: []inject.Fault{{
+	eng, err := inject.Wrap(noClose{s.Engine}, inject.Options{Faults: []inject.Fault{{
 		If:  func(r inject.Request) bool { return r.Seq == uint64(k) },
 		Err: errPosition,
 	}}})
+	if err != nil {
+		return err
+	}
 	defer eng.Close()
 	var failed []int // Hash calls that failed with errPosition
 	sum, err := st.run(eng, func(seq int, err error) bool {

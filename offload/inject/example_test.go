@@ -20,10 +20,13 @@ func ExampleWrap() {
 		panic(err)
 	}
 	errFlaky := errors.New("flaky device")
-	w := inject.Wrap(eng, inject.Options{
+	w, err := inject.Wrap(eng, inject.Options{
 		Latency: time.Millisecond,
 		Faults:  []inject.Fault{{Every: 2, Err: errFlaky}},
 	})
+	if err != nil {
+		panic(err)
+	}
 	defer w.Close()
 
 	_, priv, _ := ed25519.GenerateKey(nil)

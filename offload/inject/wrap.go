@@ -30,6 +30,7 @@ import (
 type Engine struct {
 	inner offload.Engine
 	name  string
+	max   int // the inner engine's Info().MaxInline
 	x     *exec.Executor[struct{}]
 	self  offload.Engine // what Wrap returned: the engine the wrapper's keys name
 
@@ -42,9 +43,21 @@ type Engine struct {
 // offload that eng does (offload.Importer, offload.Generator,
 // offload.HashSessioner), so code that looks for them finds what the inner
 // engine offers; Unwrap returns eng.
-func Wrap(eng offload.Engine, o Options) offload.Engine {
+//
+// Options that make no sense fail with an error wrapping offload.ErrInvalid
+// that names the option and its value ("inject: Options.Latency is -1ms:
+// ..."): a negative Latency, Jitter or NotReady (zero means none), or a
+// fault with neither Err nor Drop. So does a nil eng. eng stays the
+// caller's then, open.
+func Wrap(eng offload.Engine, o Options) (offload.Engine, error) {
+	if eng == nil {
+		return nil, fmt.Errorf("inject: nil engine: %w", offload.ErrInvalid)
+	}
+	if err := o.Check("inject"); err != nil {
+		return nil, err
+	}
 	info := eng.Info()
-	e := &Engine{inner: eng, name: "inject(" + info.Name + ")"}
+	e := &Engine{inner: eng, name: "inject(" + info.Name + ")", max: info.MaxInline}
 	e.x = exec.New(exec.Config[struct{}]{
 		Name:        e.name,
 		MaxInFlight: info.MaxInFlight,
@@ -98,7 +111,7 @@ func Wrap(eng offload.Engine, o Options) offload.Engine {
 	default:
 		e.self = e
 	}
-	return e.self
+	return e.self, nil
 }
 
 // Unwrap returns the engine under a wrapper Wrap returned, or nil when eng
@@ -172,7 +185,19 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 }
 
 // Random applies the options, then forwards to the inner engine's Random.
+// A request for no bytes is answered at once, as every engine answers it
+// (see offload.RandomRequest): nothing is injected into it.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
+	if e.x.Closed() {
+		return exec.Fail[[]byte](e.x, offload.OpRandom, offload.ErrClosed)
+	}
+	empty, err := req.Check(e.max)
+	switch {
+	case err != nil:
+		return exec.Fail[[]byte](e.x, offload.OpRandom, fmt.Errorf("inject: %w", err))
+	case empty:
+		return offload.Resolved([]byte{}, nil)
+	}
 	r := *req
 	return forward(e, ctx, offload.OpRandom, nil, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Random(ctx, &r) })
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,7 +106,7 @@ func sign(e offload.Engine, ctx context.Context, key *offload.Key, msg string) *
 func TestWrapPassThrough(t *testing.T) {
 	leaks := leakcheck.Check(t)
 	inner := importer{newFake()}
-	w := inject.Wrap(inner, inject.Options{})
+	w := wrap(t, inner, inject.Options{})
 	if w.Info().Name != "inject(fake)" || w.Info().MaxInline != 64 || inject.Unwrap(w) != offload.Engine(inner) {
 		t.Fatalf("Info %+v", w.Info())
 	}
@@ -169,7 +170,7 @@ func TestWrapPassThrough(t *testing.T) {
 }
 
 func TestWrapNoImporter(t *testing.T) {
-	w := inject.Wrap(newFake(), inject.Options{})
+	w := wrap(t, newFake(), inject.Options{})
 	defer w.Close()
 	if _, ok := w.(offload.Importer); ok {
 		t.Error("the wrapper of an engine that cannot import keys is an offload.Importer")
@@ -185,7 +186,7 @@ func TestWrapNoImporter(t *testing.T) {
 func TestWrapLatency(t *testing.T) {
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-	w := inject.Wrap(inner, inject.Options{Latency: time.Millisecond, Jitter: time.Millisecond})
+	w := wrap(t, inner, inject.Options{Latency: time.Millisecond, Jitter: time.Millisecond})
 	defer w.Close()
 	q := offload.NewQueue()
 	for i := range 50 {
@@ -221,7 +222,7 @@ func TestWrapLatency(t *testing.T) {
 func TestWrapDelayedContextEnds(t *testing.T) {
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-	w := inject.Wrap(inner, inject.Options{Latency: time.Hour})
+	w := wrap(t, inner, inject.Options{Latency: time.Hour})
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := sign(w, ctx, key, "x")
@@ -249,7 +250,7 @@ func TestWrapForwardedContextEnds(t *testing.T) {
 	inner := newFake()
 	inner.gate = make(chan struct{})
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-	w := inject.Wrap(inner, inject.Options{Latency: time.Microsecond})
+	w := wrap(t, inner, inject.Options{Latency: time.Microsecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	f := sign(w, ctx, key, "x")
 	testwait.Until(t, "the request to be in flight", func() bool { return w.Stats().Op(offload.OpSign).InFlight == 1 })
@@ -269,7 +270,7 @@ func TestWrapFaults(t *testing.T) {
 	for _, lat := range []time.Duration{0, time.Microsecond} {
 		inner := newFake()
 		key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-		w := inject.Wrap(inner, inject.Options{Latency: lat, Faults: []inject.Fault{{Every: 2, Err: boom}}})
+		w := wrap(t, inner, inject.Options{Latency: lat, Faults: []inject.Fault{{Every: 2, Err: boom}}})
 		defer w.Close() // closes inner too
 		before := w.Stats().Op(offload.OpSign).Submitted
 		for i := 1; i <= 6; i++ {
@@ -295,11 +296,11 @@ func TestWrapDrop(t *testing.T) {
 	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-	w := inject.Wrap(inner, inject.Options{Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpSign }, Drop: true}}})
+	w := wrap(t, inner, inject.Options{Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Op == offload.OpSign }, Drop: true}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	a := sign(w, ctx, key, "a")
 	b := sign(w, context.Background(), key, "b")
-	delayed := inject.Wrap(inner, inject.Options{Latency: time.Hour})
+	delayed := wrap(t, inner, inject.Options{Latency: time.Hour})
 	c := sign(delayed, context.Background(), key, "c")
 	// Other requests pass while the dropped ones stay pending.
 	if v, err := testwait.Wait(t, w.Random(context.Background(), &offload.RandomRequest{N: 2}), "the random bytes"); len(v) != 2 || err != nil {
@@ -336,7 +337,7 @@ func TestWrapConcurrentCancel(t *testing.T) {
 	leaks := leakcheck.Check(t)
 	inner := newFake()
 	key := offload.NewKey(inner, offload.KeyEd25519, 256, nil, nil)
-	w := inject.Wrap(inner, inject.Options{Jitter: 500 * time.Microsecond,
+	w := wrap(t, inner, inject.Options{Jitter: 500 * time.Microsecond,
 		Faults: []inject.Fault{{Every: 7, Drop: true}, {Every: 5, Err: errors.New("x")}}})
 	var wg sync.WaitGroup
 	var resolved atomic.Int32
@@ -387,7 +388,7 @@ func (s *inlineSpy) Random(ctx context.Context, req *offload.RandomRequest) *off
 // never forwarded as inline.
 func TestWrapDelayedIsNotInline(t *testing.T) {
 	spy := &inlineSpy{fake: newFake()}
-	w := inject.Wrap(spy, inject.Options{Latency: time.Millisecond})
+	w := wrap(t, spy, inject.Options{Latency: time.Millisecond})
 	defer w.Close()
 	ctx := context.Background()
 	if _, err := testwait.Wait(t, w.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}), "the delayed request"); err != nil {
@@ -397,7 +398,7 @@ func TestWrapDelayedIsNotInline(t *testing.T) {
 		t.Fatalf("%d delayed requests were forwarded as inline", n)
 	}
 	// Without a delay the caller's own goroutine forwards it, inline as asked.
-	plain := inject.Wrap(spy, inject.Options{})
+	plain := wrap(t, spy, inject.Options{})
 	defer plain.Close()
 	if _, err := testwait.Wait(t, plain.Random(ctx, &offload.RandomRequest{Call: offload.Call{Inline: true}, N: 4}), "the plain request"); err != nil {
 		t.Fatal(err)
@@ -441,7 +442,7 @@ func (s *fakeSession) Close() error { s.closed.Store(true); return nil }
 // session.
 func TestWrapKeepsHashSessions(t *testing.T) {
 	inner := sessions{newFake()}
-	w := inject.Wrap(inner, inject.Options{Latency: time.Microsecond,
+	w := wrap(t, inner, inject.Options{Latency: time.Microsecond,
 		Faults: []inject.Fault{{If: func(r inject.Request) bool { return r.Seq == 4 }, Err: errors.New("boom")}}})
 	defer w.Close()
 	hs, ok := w.(offload.HashSessioner)
@@ -475,5 +476,61 @@ func TestWrapKeepsHashSessions(t *testing.T) {
 	}
 	if _, err := s.Final(ctx).Wait(ctx); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("Final after an injected fault: %v", err)
+	}
+}
+
+// wrap is inject.Wrap for options the test knows to be good.
+func wrap(t *testing.T, eng offload.Engine, o inject.Options) offload.Engine {
+	t.Helper()
+	w, err := inject.Wrap(eng, o)
+	if err != nil {
+		t.Fatalf("Wrap: %v", err)
+	}
+	return w
+}
+
+// Options that make no sense are refused, naming the option and its value,
+// and the engine stays the caller's, open; zero options inject nothing.
+func TestWrapRefuses(t *testing.T) {
+	inner := newFake()
+	defer inner.Close()
+	for _, tc := range []struct {
+		o    inject.Options
+		want string
+	}{
+		{inject.Options{Latency: -time.Millisecond}, "inject: Options.Latency is -1ms: "},
+		{inject.Options{Jitter: -1}, "inject: Options.Jitter is -1ns: "},
+		{inject.Options{NotReady: -1}, "inject: Options.NotReady is -1: "},
+		{inject.Options{Faults: []inject.Fault{{Err: errors.New("x")}, {Every: 3}}}, "inject: Options.Faults[1] has neither Err nor Drop: "},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			w, err := inject.Wrap(inner, tc.o)
+			if w != nil || !errors.Is(err, offload.ErrInvalid) || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Wrap = %v, %v; want nil and ErrInvalid, beginning %q", w, err, tc.want)
+			}
+		})
+	}
+	if w, err := inject.Wrap(nil, inject.Options{}); w != nil || !errors.Is(err, offload.ErrInvalid) {
+		t.Fatalf("Wrap(nil) = %v, %v", w, err)
+	}
+	if v, err := testwait.Wait(t, inner.Random(context.Background(), &offload.RandomRequest{N: 2}), "the inner engine"); len(v) != 2 || err != nil {
+		t.Fatalf("the inner engine after the refusals: %v, %v", v, err)
+	}
+}
+
+// A request for no random bytes is answered by the wrapper at once: nothing
+// is injected into it and the inner engine never sees it.
+func TestWrapRandomEmpty(t *testing.T) {
+	inner := newFake()
+	w := wrap(t, inner, inject.Options{Faults: []inject.Fault{{Drop: true}}})
+	defer w.Close()
+	if v, err := w.Random(context.Background(), &offload.RandomRequest{}).Poll(); v == nil || len(v) != 0 || err != nil {
+		t.Fatalf("N=0: %v, %v; want an empty slice and nil", v, err)
+	}
+	if _, err := w.Random(context.Background(), &offload.RandomRequest{N: -1}).Poll(); !errors.Is(err, offload.ErrInvalid) {
+		t.Fatalf("N=-1: %v, want ErrInvalid", err)
+	}
+	if n := inner.Stats().Op(offload.OpRandom).Submitted; n != 0 {
+		t.Fatalf("the inner engine saw %d random requests", n)
 	}
 }

@@ -65,7 +65,7 @@ func BenchmarkRawSignECDSAP256(b *testing.B) {
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			for i := range callers {
-				sh := e.sessions[i] // idle: nothing is submitted to e meanwhile
+				sh := e.sessions[i].sh // idle: nothing is submitted to e meanwhile
 				wg.Go(func() {
 					m := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
 					for left.Add(-1) >= 0 {

@@ -8,10 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
 // Config configures an engine. It is copied at Open and never read again.
+// Zero values mean the defaults; a negative number or duration is refused by
+// Open with an error wrapping offload.ErrInvalid that names the field and
+// its value ("pkcs11: Config.MaxInFlight is -1: ...").
 type Config struct {
 	// Module is the path of the PKCS #11 module (a shared library), for
 	// example /usr/lib/softhsm/libsofthsm2.so.
@@ -46,7 +50,7 @@ type Config struct {
 
 	// BreakerThreshold is the number of consecutive failed recoveries
 	// after which the engine stops sending work to the token and fails
-	// every request at once with an error wrapping offload.ErrBusy, for
+	// every request at once with an error wrapping offload.ErrUnavailable, for
 	// BreakerCooldown; then one request is let through as a probe, and a
 	// success closes the breaker again. Zero means 5.
 	BreakerThreshold int
@@ -63,21 +67,30 @@ const (
 	defaultBreakerCooldown  = 2 * time.Second
 )
 
-// withDefaults returns c with its zero values replaced by the defaults.
-func (c Config) withDefaults() Config {
-	if c.MaxInFlight <= 0 {
+// withDefaults returns c with its zero values replaced by the defaults. A
+// negative value is refused, with an error wrapping offload.ErrInvalid that
+// names the field and its value.
+func (c Config) withDefaults() (Config, error) {
+	if err := optcheck.NonNegative("pkcs11",
+		optcheck.Int("Config.MaxInFlight", c.MaxInFlight),
+		optcheck.Int("Config.MaxInline", c.MaxInline),
+		optcheck.Int("Config.BreakerThreshold", c.BreakerThreshold),
+		optcheck.Duration("Config.BreakerCooldown", c.BreakerCooldown)); err != nil {
+		return Config{}, err
+	}
+	if c.MaxInFlight == 0 {
 		c.MaxInFlight = defaultMaxInFlight
 	}
-	if c.MaxInline <= 0 {
+	if c.MaxInline == 0 {
 		c.MaxInline = defaultMaxInline
 	}
-	if c.BreakerThreshold <= 0 {
+	if c.BreakerThreshold == 0 {
 		c.BreakerThreshold = defaultBreakerThreshold
 	}
-	if c.BreakerCooldown <= 0 {
+	if c.BreakerCooldown == 0 {
 		c.BreakerCooldown = defaultBreakerCooldown
 	}
-	return c
+	return c, nil
 }
 
 // ConfigFromURI returns the Config an RFC 7512 URI describes: module-path,

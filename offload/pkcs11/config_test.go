@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -78,5 +80,38 @@ func TestConfigFromURI(t *testing.T) {
 	}
 	if _, err := ConfigFromURI(nil); !errors.Is(err, offload.ErrInvalid) {
 		t.Fatal(err)
+	}
+}
+
+// Zero fields take the defaults; a negative one is refused, naming the field
+// and its value, before anything is loaded.
+func TestConfigDefaults(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxInFlight != defaultMaxInFlight || c.MaxInline != defaultMaxInline ||
+		c.BreakerThreshold != defaultBreakerThreshold || c.BreakerCooldown != defaultBreakerCooldown {
+		t.Fatalf("defaults %+v", c)
+	}
+	set := Config{MaxInFlight: 2, MaxInline: 100, BreakerThreshold: 1, BreakerCooldown: time.Millisecond}
+	if c, err := set.withDefaults(); err != nil || c.MaxInFlight != 2 || c.MaxInline != 100 || c.BreakerThreshold != 1 || c.BreakerCooldown != time.Millisecond {
+		t.Fatalf("set values: %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{MaxInFlight: -1}, "pkcs11: Config.MaxInFlight is -1: "},
+		{Config{MaxInline: -1}, "pkcs11: Config.MaxInline is -1: "},
+		{Config{BreakerThreshold: -1}, "pkcs11: Config.BreakerThreshold is -1: "},
+		{Config{BreakerCooldown: -time.Second}, "pkcs11: Config.BreakerCooldown is -1s: "},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := tc.c.withDefaults()
+			if !errors.Is(err, offload.ErrInvalid) || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalid and a message that begins %q", err, tc.want)
+			}
+		})
 	}
 }

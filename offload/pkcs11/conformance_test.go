@@ -22,8 +22,28 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return conformance.Setup{Engine: e, Import: e.ImportKey, Generate: e.GenerateKey, Saturate: saturate(e)}
+		return conformance.Setup{Engine: e, Import: e.ImportKey, Generate: e.GenerateKey, Saturate: saturate(e), Refuse: refuse}
 	})
+}
+
+// refuse opens engines on the suite's token with each numeric option at -1.
+func refuse(t *testing.T) map[string]error {
+	errs := make(map[string]error)
+	for name, set := range map[string]func(*Config){
+		"Config.MaxInFlight":      func(c *Config) { c.MaxInFlight = -1 },
+		"Config.MaxInline":        func(c *Config) { c.MaxInline = -1 },
+		"Config.BreakerThreshold": func(c *Config) { c.BreakerThreshold = -1 },
+		"Config.BreakerCooldown":  func(c *Config) { c.BreakerCooldown = -1 },
+	} {
+		c := Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN)}
+		set(&c)
+		e, err := Open(context.Background(), c)
+		if err == nil {
+			e.Close()
+		}
+		errs[name] = err
+	}
+	return errs
 }
 
 // saturate fills every session of e until the returned release is called.

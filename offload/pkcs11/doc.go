@@ -83,8 +83,18 @@
 // finds its keys again by class, CKA_ID and CKA_LABEL, and retries the
 // operation once. A run of failed recoveries opens a circuit breaker
 // (Config.BreakerThreshold, Config.BreakerCooldown) that fails requests at
-// once with offload.ErrBusy instead of queueing them for a dead token.
+// once with offload.ErrUnavailable instead of queueing them for a dead token.
 // Engine.Recovery counts all of it.
+//
+// A module is re-initialised only when no call of any engine is inside it:
+// every call into a module runs inside that module's gate, which the
+// re-initialisation shuts (waiting at most 10 s for the calls inside, and
+// failing the recovery rather than finalising the module under a call that
+// hangs), and a call made with a session from the module's earlier life is
+// refused before it reaches the module and made again on a reopened
+// session. p11-kit's modules (its RPC client among them) are called one
+// call at a time: their client can leave threads blocked for ever when the
+// server dies under concurrent calls.
 //
 // # Builds without cgo
 //

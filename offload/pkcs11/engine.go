@@ -38,7 +38,7 @@ type Engine struct {
 	// closed is set when Close begins, for the checks operations make
 	// before they are submitted; the executor refuses them after it too.
 	closed   atomic.Bool
-	sessions []pkcs11.SessionHandle // one per worker; 0 (CK_INVALID_HANDLE) while a worker has none
+	sessions []session // one per worker; the zero session while a worker has none
 
 	closeOnce sync.Once
 	closeErr  error
@@ -71,6 +71,16 @@ type worker struct {
 	sh     pkcs11.SessionHandle
 	gen    uint64 // the module's life the session was opened in
 	broken bool   // the session was lost and not yet reopened
+	// reset says the session works but must be replaced before its next
+	// operation: the token refused to end a digest on it.
+	reset bool
+}
+
+// session is a worker's session and the module life it was opened in: a
+// handle from another life must never be used (see module.enter).
+type session struct {
+	sh  pkcs11.SessionHandle
+	gen uint64
 }
 
 // Open loads the module (or takes another reference on it), finds the token,
@@ -80,7 +90,10 @@ type worker struct {
 // (the PIN is tried once, never again). Open runs on the caller's goroutine;
 // every operation after it runs on the engine's workers.
 func Open(ctx context.Context, c Config) (*Engine, error) {
-	c = c.withDefaults()
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -91,32 +104,40 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	e := &Engine{cfg: c, mod: mod, p: mod.ctx}
 	e.brk.threshold, e.brk.cooldown = c.BreakerThreshold, c.BreakerCooldown
 	e.rec.ctx, e.rec.cancel = context.WithCancel(context.Background())
-	gen := mod.generation()
-	if err := e.open(ctx); err != nil {
+	gen := mod.enter()
+	if err := e.open(ctx, gen); err != nil {
 		e.rec.cancel()
-		for _, sh := range e.sessions {
-			e.p.CloseSession(sh)
+		for _, s := range e.sessions {
+			e.p.CloseSession(s.sh)
 		}
+		mod.leave()
 		mod.release()
 		return nil, err
 	}
+	mod.leave()
 	e.rec.slot.Store(uint64(e.slot))
 	e.rec.modGen = gen
 	workers := make([]*worker, len(e.sessions))
-	for i, sh := range e.sessions {
-		workers[i] = &worker{i: i, p: e.p, sh: sh, gen: gen}
+	for i, s := range e.sessions {
+		workers[i] = &worker{i: i, p: e.p, sh: s.sh, gen: gen}
 	}
 	e.x = exec.New(exec.Config[*worker]{
 		Name:        name,
 		MaxInFlight: c.MaxInFlight,
 		States:      workers,
 		Device:      (*device)(e),
+		Gate:        (*device)(e),
 	})
 	return e, nil
 }
 
-func (e *Engine) open(ctx context.Context) error {
+// open finds the token, opens the sessions and logs in, inside the
+// module's gate in the module's life gen.
+func (e *Engine) open(ctx context.Context, gen uint64) error {
 	slot, err := e.findToken()
+	if errors.Is(err, errNoToken) {
+		err = fmt.Errorf("%w: %w", err, offload.ErrNotFound)
+	}
 	if err != nil {
 		return err
 	}
@@ -137,17 +158,17 @@ func (e *Engine) open(ctx context.Context) error {
 		if err != nil {
 			return ckErr("C_OpenSession", err)
 		}
-		e.sessions = append(e.sessions, sh)
+		e.sessions = append(e.sessions, session{sh, gen})
 	}
 	e.flags = flags
 	if e.cfg.PIN == nil {
 		return nil
 	}
-	pin, err := e.cfg.PIN(ctx)
+	pin, err := e.pin(ctx, gen)
 	if err != nil {
-		return fmt.Errorf("pkcs11: PIN callback: %w", err)
+		return err
 	}
-	err = e.mod.login(e.sessions[0], slot, string(pin))
+	err = e.mod.login(e.sessions[0].sh, slot, string(pin))
 	clear(pin)
 	if err != nil {
 		return err
@@ -181,8 +202,9 @@ func (e *Engine) findToken() (uint, error) {
 	}
 	switch len(found) {
 	case 0:
-		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v): %w",
-			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), offload.ErrNotFound)
+		// Missing at Open, unreachable at recovery: the caller adds which.
+		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v)",
+			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot))
 	case 1:
 		return found[0], nil
 	}
@@ -296,21 +318,25 @@ func (e *Engine) Close() error {
 		e.x.Close()
 
 		var errs []error
-		live := slices.DeleteFunc(slices.Clone(e.sessions), func(sh pkcs11.SessionHandle) bool { return sh == 0 })
+		// Sessions from an earlier life of the module died with it (another
+		// engine re-initialised it): their numbers may be others' now.
+		gen := e.mod.enter()
+		live := slices.DeleteFunc(slices.Clone(e.sessions), func(s session) bool { return s.sh == 0 || s.gen != gen })
 		if e.login {
 			var sh pkcs11.SessionHandle
 			if len(live) > 0 {
-				sh = live[0]
+				sh = live[0].sh
 			}
 			errs = append(errs, e.mod.logout(sh, e.curSlot()))
 		}
-		for _, sh := range live {
-			err := e.p.CloseSession(sh)
+		for _, s := range live {
+			err := e.p.CloseSession(s.sh)
 			if code, _ := ckCode(err); gone(code) {
 				err = nil // lost underneath us and never recovered
 			}
 			errs = append(errs, ckErr("C_CloseSession", err))
 		}
+		e.mod.leave()
 		errs = append(errs, e.mod.release())
 		e.closeErr = errors.Join(errs...)
 	})
@@ -395,22 +421,61 @@ func probed[T any](e *Engine, work func(*worker) (T, error)) func(*worker) (T, e
 	}
 }
 
-// device is the engine as the executor's exec.Device: it readies a
-// worker's session before each call and recovers it after a failure that
-// says the token lost it (see Engine.Recovery). What to do on which CKR
-// code is decided here; the executor retries the call once when this says
-// the session was rebuilt, the work is safe to repeat and the caller still
+// device is the engine as the executor's exec.Device and exec.Gate. As the
+// gate it keeps every call on a worker's session inside the module's gate
+// (module.enter), where the module's life cannot change, and refuses a
+// session from an earlier life. As the device it readies a worker's session
+// before each call and recovers it after a failure that says the token lost
+// it (see Engine.Recovery), outside the gate, which a recovery that
+// re-initialises the module must shut. What to do on which CKR code is
+// decided here; the executor retries the call once when this says the
+// session was rebuilt, the work is safe to repeat and the caller still
 // waits.
 type device Engine
 
-// Prepare recovers w first when its session is known to be lost, or was
-// opened in an earlier life of the module.
+// Prepare recovers w first when its session is known to be lost, was
+// opened in an earlier life of the module, or must be replaced.
 func (d *device) Prepare(w *worker, probe bool) error {
 	e := (*Engine)(d)
-	if w.broken || w.gen != e.mod.generation() {
+	if w.broken || w.reset || w.gen != e.mod.generation() {
 		return e.recoverWorker(w, probe, 0)
 	}
 	return nil
+}
+
+// Enter enters the module's gate for a call on w's session, unless the
+// module was re-initialised since the session was opened (between Prepare
+// and here): then it fails with errStale and the executor readies w again.
+func (d *device) Enter(w *worker) error {
+	e := (*Engine)(d)
+	if e.mod.enter() != w.gen || w.broken {
+		e.mod.leave()
+		return errStale
+	}
+	return nil
+}
+
+// Leave leaves the module's gate.
+func (d *device) Leave(*worker) { (*Engine)(d).mod.leave() }
+
+// errStale is a call refused because the worker's session died with an
+// earlier life of the module (another worker re-initialised it): the handle
+// must not be used, since the module may have given its number to another
+// session. The executor reopens the session and calls again; a hash
+// session's digest went with the old session and fails with it.
+var errStale = &staleError{}
+
+// staleError is errStale's type: it wraps exec.ErrStale, for the executor,
+// and offload.ErrUnavailable, for the caller of a request that met it
+// StaleTries times in a row or of a hash session that lost its digest.
+type staleError struct{}
+
+func (*staleError) Error() string {
+	return "pkcs11: the module was re-initialised since the worker's session was opened"
+}
+
+func (*staleError) Is(target error) bool {
+	return target == exec.ErrStale || target == offload.ErrUnavailable
 }
 
 // Recover acts on a failure that says the session, the login or the module
@@ -420,6 +485,9 @@ func (d *device) Prepare(w *worker, probe bool) error {
 func (d *device) Recover(w *worker, probe bool, err error) (bool, error) {
 	e := (*Engine)(d)
 	code, ok := ckCode(err)
+	if errors.Is(err, errLoggedOut) {
+		code, ok = pkcs11.CKR_USER_NOT_LOGGED_IN, true
+	}
 	switch {
 	case !ok:
 		return false, err
@@ -429,14 +497,14 @@ func (d *device) Recover(w *worker, probe bool, err error) (bool, error) {
 		// login: check the login too.
 		if e.login {
 			if rerr := e.recoverWorker(w, probe, code); rerr != nil {
-				return false, fmt.Errorf("%w; recovery failed: %w", err, rerr)
+				return false, &recoveryError{err, rerr}
 			}
 		}
 		e.rec.keyGen.Add(1)
 		return true, err
 	case gone(code) && (code != pkcs11.CKR_USER_NOT_LOGGED_IN || e.login):
 		if rerr := e.recoverWorker(w, probe, code); rerr != nil {
-			return false, fmt.Errorf("%w; recovery failed: %w", err, rerr)
+			return false, &recoveryError{err, rerr}
 		}
 		return true, err
 	}
@@ -452,18 +520,17 @@ func failed[T any](op offload.Op, err error) *offload.Future[T] {
 }
 
 // Random returns req.N bytes from C_GenerateRandom. N may not exceed
-// Info().MaxInline.
+// Info().MaxInline; 0 is answered at once with no bytes, without the token
+// (see offload.RandomRequest).
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
-	switch {
-	case req == nil || req.N < 0 || req.N > e.cfg.MaxInline:
-		n := -1
-		if req != nil {
-			n = req.N
-		}
-		return failed[[]byte](offload.OpRandom, fmt.Errorf("pkcs11: random: %d bytes, want 0..%d: %w", n, e.cfg.MaxInline, offload.ErrInvalid))
-	case e.closed.Load():
+	if e.closed.Load() {
 		return failed[[]byte](offload.OpRandom, errClosed)
-	case req.N == 0:
+	}
+	empty, err := req.Check(e.cfg.MaxInline)
+	switch {
+	case err != nil:
+		return failed[[]byte](offload.OpRandom, fmt.Errorf("pkcs11: %w", err))
+	case empty:
 		return offload.Resolved([]byte{}, nil)
 	}
 	n := req.N

@@ -500,11 +500,15 @@ func TestRandom(t *testing.T) {
 }
 
 // block occupies one of e's sessions until release is closed, through the
-// same queue as every operation.
+// same queue as every operation. It waits outside the module's gate, as a
+// slow device's call would not: a module called one call at a time (p11-kit's)
+// would otherwise let no other session be occupied.
 func block(e *Engine, ctx context.Context, started chan<- struct{}, release <-chan struct{}) *offload.Future[[]byte] {
 	return submit(e, ctx, offload.OpRandom, true, offload.Call{}, func(w *worker) ([]byte, error) {
+		e.mod.leave()
 		close(started)
 		<-release
+		e.mod.enter()
 		return w.p.GenerateRandom(w.sh, 8)
 	})
 }

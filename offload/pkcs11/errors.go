@@ -33,9 +33,10 @@ func (e *ckError) Is(target error) bool {
 		pkcs11.CKR_PIN_EXPIRED, pkcs11.CKR_PIN_LOCKED, pkcs11.CKR_USER_NOT_LOGGED_IN,
 		pkcs11.CKR_USER_PIN_NOT_INITIALIZED:
 		return target == offload.ErrAuth
-	case pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID,
-		pkcs11.CKR_SLOT_ID_INVALID, pkcs11.CKR_TOKEN_NOT_PRESENT:
+	case pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_SLOT_ID_INVALID:
 		return target == offload.ErrNotFound
+	case pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT:
+		return target == offload.ErrUnavailable
 	case pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_FUNCTION_NOT_SUPPORTED,
 		pkcs11.CKR_MECHANISM_PARAM_INVALID:
 		return target == offload.ErrUnsupported || target == errors.ErrUnsupported

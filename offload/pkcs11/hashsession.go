@@ -38,8 +38,10 @@ var errStreamClosed = fmt.Errorf("pkcs11: hash session closed before Final: %w",
 // with its error and ends the stream; the worker finishes the C call, ends
 // the token's digest operation and frees itself. A session lost underneath
 // the stream fails it (the running digest is gone with the session; nothing
-// is retried) and the worker recovers its session for later operations.
-// Close of the engine fails open streams with offload.ErrClosed.
+// is retried) and the worker recovers its session for later operations; so
+// does a re-initialisation of the module by another worker, which fails the
+// stream's next call with an error wrapping offload.ErrUnavailable. Close of
+// the engine fails open streams with offload.ErrClosed.
 func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
 	const op = offload.OpHash
 	wrap := func(err error) error { return offload.Wrap(name, op, err) }
@@ -231,9 +233,11 @@ func (s *stream) Close() error {
 // with it.
 var errFinished = fmt.Errorf("pkcs11: hash session already finished: %w", offload.ErrInvalid)
 
-// cleanup runs on the pinned worker when the stream is over, under the
-// executor's gate: it ends the token's digest operation if one is still
-// active, so the session can serve other operations.
+// cleanup runs on the pinned worker when the stream is over, inside the
+// module's gate (the executor skips it when the module was re-initialised
+// under the session, which took the digest with it): it ends the token's
+// digest operation if one is still active, so the session can serve other
+// operations.
 func (s *stream) cleanup(w *worker) {
 	if s.active {
 		s.active = false
@@ -262,11 +266,8 @@ func (s *stream) endOp(w *worker) {
 		return
 	}
 	// The token refused to end the operation: a fresh session is the only
-	// way to be sure the next operation finds none active.
-	e.rec.mu.Lock()
-	rerr := e.reopen(w, true)
-	e.rec.mu.Unlock()
-	if rerr != nil {
-		w.broken = true
-	}
+	// way to be sure the next operation finds none active. The worker's
+	// next operation opens it (device.Prepare), outside the gate, as for a
+	// lost session.
+	w.reset = true
 }

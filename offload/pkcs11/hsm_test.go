@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,16 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if n := os.Getenv(restartChildEnv); n != "" {
+		// A child of TestP11KitRestartUnderLoad: the parent's SoftHSM2
+		// and p11-kit server, none of the tests.
+		sessions, err := strconv.Atoi(n)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s=%q: %v\n", restartChildEnv, n, err)
+			return 2
+		}
+		return runRestartChild(sessions)
+	}
 	if err := setupSoftHSM(); err != nil {
 		hsm.setup = err
 	}

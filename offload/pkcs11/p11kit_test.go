@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,11 @@ func startP11() error {
 	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file appears when the server binds it, a moment
+		// before it listens: a client module initialised in between finds
+		// no server and lists no token. Wait for a connection instead.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
 		select {

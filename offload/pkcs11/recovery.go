@@ -52,8 +52,19 @@ func (e *Engine) curSlot() uint { return uint(e.rec.slot.Load()) }
 // a login the token refused is never tried again. Failed counts failed
 // recoveries; after Config.BreakerThreshold of them in a row the breaker
 // opens (BreakerTrips) and requests fail at once with an error wrapping
-// offload.ErrBusy until Config.BreakerCooldown has passed and a probe
+// offload.ErrUnavailable until Config.BreakerCooldown has passed and a probe
 // succeeds.
+//
+// Re-initialising the module first quiesces it: every call any engine in
+// the process makes into the module runs inside the module's gate, and the
+// re-initialisation shuts it, so C_Finalize never runs while another call is
+// inside the module (modules abort or crash when it does), and no call
+// enters before C_Initialize has returned. When calls are still inside after
+// 10 s (a hung device), the recovery fails instead. Recoveries that fail
+// because the module, the token or a server in front of it cannot be
+// reached, and requests the open breaker refuses, fail with errors wrapping
+// offload.ErrUnavailable, never offload.ErrNotFound: the keys may well be
+// there.
 func (e *Engine) Recovery() RecoveryStats {
 	r := &e.rec
 	return RecoveryStats{
@@ -93,9 +104,37 @@ func staleHandle(code pkcs11.Error) bool {
 	return code == pkcs11.CKR_KEY_HANDLE_INVALID || code == pkcs11.CKR_OBJECT_HANDLE_INVALID
 }
 
+// recoveryError is an operation's failure after which recovery failed too.
+// It matches what the recovery's failure matches, which says what state the
+// token is in now (unreachable, a login refused), and not what the
+// operation's code alone would suggest: a key handle voided by a lost login
+// says nothing about whether the key is still on the token. The operation's
+// own CKR code stays reachable with errors.As.
+type recoveryError struct {
+	err  error // the operation's failure
+	rerr error // the recovery's
+}
+
+func (e *recoveryError) Error() string { return e.err.Error() + "; recovery failed: " + e.rerr.Error() }
+
+// Unwrap returns the recovery's failure.
+func (e *recoveryError) Unwrap() error { return e.rerr }
+
+// As finds target in the operation's failure (its CKR code), before
+// errors.As looks through Unwrap.
+func (e *recoveryError) As(target any) bool { return errors.As(e.err, target) }
+
+// errLoggedOut reports an object search that found nothing on a session
+// that is not logged in although the engine logs in: the token hides its
+// private objects from such a session, so the search says nothing about the
+// key. device.Recover treats it as CKR_USER_NOT_LOGGED_IN: it logs in again
+// and the operation is retried.
+var errLoggedOut = fmt.Errorf("pkcs11: the session is not logged in, so the token hides its private objects: %w", offload.ErrAuth)
+
 // recoverWorker restores w's session after code (0: the session is known
-// to be lost, or the module re-initialised since it was opened), under the
-// circuit breaker: while the breaker is open only a probe may try.
+// to be lost or must be replaced, or the module re-initialised since it was
+// opened), under the circuit breaker: while the breaker is open only a probe
+// may try. It runs on w's worker, outside the module's gate.
 func (e *Engine) recoverWorker(w *worker, probe bool, code pkcs11.Error) error {
 	if !probe {
 		if err := e.brk.openErr(); err != nil {
@@ -121,7 +160,8 @@ func (e *Engine) recoverWorker(w *worker, probe bool, code pkcs11.Error) error {
 	return nil
 }
 
-// recoverSession does the work of recoverWorker.
+// recoverSession does the work of recoverWorker. It runs inside the
+// module's gate, except while it re-initialises the module.
 func (e *Engine) recoverSession(w *worker, code pkcs11.Error) error {
 	r := &e.rec
 	r.mu.Lock()
@@ -132,7 +172,14 @@ func (e *Engine) recoverSession(w *worker, code pkcs11.Error) error {
 	if r.authErr != nil {
 		return r.authErr
 	}
-	if !w.broken && w.gen == e.mod.generation() {
+	gen := e.mod.enter()
+	inside := true
+	defer func() {
+		if inside {
+			e.mod.leave()
+		}
+	}()
+	if !w.broken && !w.reset && w.gen == gen {
 		switch {
 		case code == pkcs11.CKR_USER_NOT_LOGGED_IN:
 			// The session is fine; only the login is gone.
@@ -145,7 +192,11 @@ func (e *Engine) recoverSession(w *worker, code pkcs11.Error) error {
 	seen := w.gen // the module life in which the loss was seen
 	for try := 0; ; try++ {
 		if reinit {
-			did, err := e.mod.reinit(seen)
+			e.mod.leave() // reinit shuts the gate: be out of it
+			inside = false
+			did, err := e.mod.reinit(r.ctx, seen)
+			e.mod.enter()
+			inside = true
 			if err != nil {
 				return err
 			}
@@ -154,7 +205,7 @@ func (e *Engine) recoverSession(w *worker, code pkcs11.Error) error {
 			}
 		}
 		seen = e.mod.generation()
-		err := e.reopen(w, code == pkcs11.CKR_DEVICE_ERROR && try == 0)
+		err := e.reopen(w, w.reset || code == pkcs11.CKR_DEVICE_ERROR && try == 0)
 		if err == nil {
 			break
 		}
@@ -171,7 +222,9 @@ func (e *Engine) recoverSession(w *worker, code pkcs11.Error) error {
 // module was re-initialised since the engine last looked. With closeOld it
 // first closes w's old session, which the failure may have left open; it
 // never does when the old handle is void, since the module may have given
-// the same number to another session since.
+// the same number to another session since. A token that cannot be found
+// any more is unreachable (offload.ErrUnavailable), not missing: it was
+// there at Open. r.mu is held and the caller is inside the gate.
 func (e *Engine) reopen(w *worker, closeOld bool) error {
 	r := &e.rec
 	gen := e.mod.generation()
@@ -180,6 +233,9 @@ func (e *Engine) reopen(w *worker, closeOld bool) error {
 	}
 	if gen != r.modGen {
 		slot, err := e.findToken()
+		if errors.Is(err, errNoToken) {
+			err = fmt.Errorf("%w: %w", err, offload.ErrUnavailable)
+		}
 		if err != nil {
 			return err
 		}
@@ -190,21 +246,21 @@ func (e *Engine) reopen(w *worker, closeOld bool) error {
 	if closeOld && !w.broken {
 		e.p.CloseSession(w.sh) // the answer does not matter
 	}
-	w.broken = true
-	e.sessions[w.i] = 0 // not closed again at Close: the number may be another session's by now
+	w.broken, w.reset = true, false
+	e.sessions[w.i] = session{} // not closed again at Close: the number may be another session's by now
 	sh, err := e.p.OpenSession(e.curSlot(), e.flags)
 	if err != nil {
 		return ckErr("C_OpenSession", err)
 	}
 	w.sh, w.gen, w.broken = sh, gen, false
-	e.sessions[w.i] = sh
+	e.sessions[w.i] = session{sh, gen}
 	r.reopened.Add(1)
 	return nil
 }
 
 // relogin logs in again through w's session if the engine has a PIN and the
 // token says the session is not logged in (or, with force, whatever the
-// session says). r.mu is held.
+// session says). r.mu is held and the caller is inside the gate.
 func (e *Engine) relogin(w *worker, force bool) error {
 	if !e.login {
 		return nil
@@ -212,9 +268,9 @@ func (e *Engine) relogin(w *worker, force bool) error {
 	if !force && loggedIn(w) {
 		return nil
 	}
-	pin, err := e.cfg.PIN(e.rec.ctx)
+	pin, err := e.pin(e.rec.ctx, w.gen)
 	if err != nil {
-		return fmt.Errorf("pkcs11: PIN callback: %w", err)
+		return err
 	}
 	err = e.mod.relogin(w.sh, string(pin))
 	clear(pin)
@@ -228,8 +284,28 @@ func (e *Engine) relogin(w *worker, force bool) error {
 	return nil
 }
 
+// pin calls the PIN callback outside the module's gate, which the caller
+// is inside of in module life gen: a callback that takes its time (a
+// prompt) must not hold up a re-initialisation. When the module was
+// re-initialised meanwhile, the caller's session is void and pin fails with
+// an error wrapping offload.ErrUnavailable.
+func (e *Engine) pin(ctx context.Context, gen uint64) ([]byte, error) {
+	e.mod.leave()
+	pin, err := e.cfg.PIN(ctx)
+	if e.mod.enter() != gen {
+		clear(pin)
+		return nil, fmt.Errorf("pkcs11: the module was re-initialised while the PIN callback ran: %w", offload.ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: PIN callback: %w", err)
+	}
+	return pin, nil
+}
+
 // object returns h's object handle, finding the object again (by class,
-// CKA_ID and CKA_LABEL) when a recovery has voided the cached handle.
+// CKA_ID and CKA_LABEL) when a recovery has voided the cached handle. A
+// search that finds nothing on a session that lost its login fails with
+// errLoggedOut, never with offload.ErrNotFound.
 func (e *Engine) object(w *worker, h *keyHandle) (pkcs11.ObjectHandle, error) {
 	gen := e.rec.keyGen.Load()
 	h.mu.Lock()
@@ -253,6 +329,9 @@ func (e *Engine) object(w *worker, h *keyHandle) (pkcs11.ObjectHandle, error) {
 	}
 	switch len(objs) {
 	case 0:
+		if e.login && !loggedIn(w) {
+			return 0, errLoggedOut
+		}
 		return 0, fmt.Errorf("pkcs11: key %q (id %x) is no longer on the token: %w", h.label, h.id, offload.ErrNotFound)
 	case 1:
 		h.obj, h.gen = objs[0], gen
@@ -272,7 +351,7 @@ type breaker struct {
 }
 
 // admit is called before a request is queued. With the breaker closed it
-// admits; open, it fails fast with an error wrapping offload.ErrBusy until
+// admits; open, it fails fast with an error wrapping offload.ErrUnavailable until
 // the cooldown has passed, and then admits one request as a probe (and
 // starts another cooldown for the others).
 func (b *breaker) admit() (probe bool, err error) {
@@ -301,8 +380,8 @@ func (b *breaker) openErr() error {
 
 func (b *breaker) errLocked(now time.Time) error {
 	wait := max(b.until.Sub(now), 0)
-	return fmt.Errorf("pkcs11: token unavailable after %d failed recoveries, retry after %v: %w",
-		b.fails, wait.Round(time.Millisecond), offload.ErrBusy)
+	return fmt.Errorf("pkcs11: token unreachable after %d failed recoveries, next try after %v: %w",
+		b.fails, wait.Round(time.Millisecond), offload.ErrUnavailable)
 }
 
 // failure records a failed recovery and reports whether it opened the

@@ -70,17 +70,8 @@ func TestRecovery(t *testing.T) {
 		{
 			// C_Logout through another session of the process logs the
 			// engine's sessions out: it logs in again, on the same session.
-			name: "logged-out",
-			under: func(t *testing.T, e *Engine) {
-				sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.p.CloseSession(sh)
-				if err := e.p.Logout(sh); err != nil {
-					t.Fatal(err)
-				}
-			},
+			name:  "logged-out",
+			under: logoutUnder,
 			check: func(t *testing.T, b, a RecoveryStats) {
 				if a.Relogged <= b.Relogged || a.Retried <= b.Retried || a.Reopened != b.Reopened {
 					t.Errorf("want a relogin and a retry, no reopen: before %+v after %+v", b, a)
@@ -164,14 +155,7 @@ func TestRecoveryWrongPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.p.Logout(sh); err != nil {
-		t.Fatal(err)
-	}
-	e.p.CloseSession(sh)
+	logoutUnder(t, e)
 	for i := range 3 {
 		_, err := wait(t, e.Random(context.Background(), &offload.RandomRequest{N: 8}))
 		// SoftHSM lets a logged-out session draw random bytes: use a
@@ -189,26 +173,18 @@ func TestRecoveryWrongPIN(t *testing.T) {
 }
 
 // TestBreaker: recoveries that keep failing open the breaker, which fails
-// requests fast with ErrBusy, lets one probe through after the cooldown, and
+// requests fast with ErrUnavailable, lets one probe through after the cooldown, and
 // closes once a probe recovers.
 func TestBreaker(t *testing.T) {
 	needHSM(t)
-	e, err := Open(context.Background(), Config{
+	e, k := openWithKey(t, Config{
 		Module: softhsmModule, TokenLabel: mainToken, PIN: pinFunc(mainPIN), MaxInFlight: 1,
 		BreakerThreshold: 2, BreakerCooldown: time.Hour, // ended by the test, never waited for
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	k, err := e.FindKey(context.Background(), "pkcs11:object=ec256")
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "pkcs11:object=ec256")
 	signOK(t, e, k, "before")
 	errDown := errors.New("token down (test)")
 	e.rec.failReopen.Store(&errDown)
-	if err := e.p.CloseSession(e.sessions[0]); err != nil {
+	if err := e.p.CloseSession(e.sessions[0].sh); err != nil {
 		t.Fatal(err)
 	}
 	// Two failed recoveries: the first after C_SignInit's
@@ -223,9 +199,9 @@ func TestBreaker(t *testing.T) {
 	}
 	// Open: fail fast, before the engine's queue.
 	submitted := e.Stats().Op(offload.OpSign).Submitted
-	err = signErr(e, k)
-	if !errors.Is(err, offload.ErrBusy) {
-		t.Fatalf("open breaker: %v, want ErrBusy", err)
+	err := signErr(e, k)
+	if !errors.Is(err, offload.ErrUnavailable) {
+		t.Fatalf("open breaker: %v, want ErrUnavailable", err)
 	}
 	if got := e.Stats().Op(offload.OpSign).Submitted; got != submitted {
 		t.Fatalf("a request reached the engine while the breaker was open")
@@ -237,8 +213,8 @@ func TestBreaker(t *testing.T) {
 	if err := signErr(e, k); !errors.Is(err, errDown) {
 		t.Fatalf("probe: %v, want the recovery's failure", err)
 	}
-	if err := signErr(e, k); !errors.Is(err, offload.ErrBusy) {
-		t.Fatalf("after a failed probe: %v, want ErrBusy", err)
+	if err := signErr(e, k); !errors.Is(err, offload.ErrUnavailable) {
+		t.Fatalf("after a failed probe: %v, want ErrUnavailable", err)
 	}
 	// The token is back: a probe recovers and the breaker closes.
 	e.rec.failReopen.Store(nil)
@@ -261,7 +237,7 @@ func TestRecoveryNoRetryForGenerate(t *testing.T) {
 	if _, err := e.GenerateKey(context.Background(), offload.KeyAES, 128); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.p.CloseSession(e.sessions[0]); err != nil {
+	if err := e.p.CloseSession(e.sessions[0].sh); err != nil {
 		t.Fatal(err)
 	}
 	before := e.Recovery()
@@ -282,11 +258,11 @@ func TestRecoveryNoRetryForGenerate(t *testing.T) {
 // ends it by moving the breaker's deadline, never by waiting.
 func TestBreakerStates(t *testing.T) {
 	b := &breaker{threshold: 2, cooldown: time.Hour}
-	admit := func(wantProbe bool, wantBusy bool) {
+	admit := func(wantProbe bool, wantOpen bool) {
 		t.Helper()
 		probe, err := b.admit()
-		if probe != wantProbe || errors.Is(err, offload.ErrBusy) != wantBusy {
-			t.Fatalf("admit = %v, %v; want probe %v, busy %v", probe, err, wantProbe, wantBusy)
+		if probe != wantProbe || errors.Is(err, offload.ErrUnavailable) != wantOpen {
+			t.Fatalf("admit = %v, %v; want probe %v, busy %v", probe, err, wantProbe, wantOpen)
 		}
 	}
 	cooled := func() { b.mu.Lock(); b.until = time.Now().Add(-time.Second); b.mu.Unlock() }
@@ -315,5 +291,74 @@ func TestBreakerStates(t *testing.T) {
 	admit(false, false)
 	if b.openErr() != nil {
 		t.Fatal("still open after a success")
+	}
+}
+
+// TestRecoveryFailedRelogin: when the token forgets the login and the PIN
+// callback fails once, the request that meets it fails with the callback's
+// error, and the next ones sign, whichever worker takes them: none says the
+// key is gone (the token hides its private objects from a session that is
+// not logged in, which says nothing about the key).
+func TestRecoveryFailedRelogin(t *testing.T) {
+	needHSM(t)
+	errPIN := errors.New("PIN prompt dismissed (test)")
+	var failNext atomic.Bool
+	pin := func(context.Context) ([]byte, error) {
+		if failNext.CompareAndSwap(true, false) {
+			return nil, errPIN
+		}
+		return []byte(mainPIN), nil
+	}
+	e, k := openWithKey(t, Config{Module: softhsmModule, TokenLabel: mainToken, PIN: pin, MaxInFlight: 2},
+		"pkcs11:object=ec256;type=private")
+	// Rounds, so that the request after the failed one meets the worker
+	// that failed in some and the other worker (whose session is not
+	// logged in, and whose cached handle is void) in others.
+	for round := range 10 {
+		signOK(t, e, k, fmt.Sprint("before, round ", round))
+		failNext.Store(true)
+		logoutUnder(t, e)
+		err := signCheck(e, k, fmt.Sprint("logged out, round ", round))
+		if !errors.Is(err, errPIN) || errors.Is(err, offload.ErrNotFound) {
+			t.Fatalf("round %d, the request that met the logout: %v; want the PIN callback's error, not ErrNotFound", round, err)
+		}
+		for i := range 3 {
+			if err := signCheck(e, k, fmt.Sprint("round ", round, " after ", i)); err != nil {
+				t.Fatalf("round %d, request %d after the failed relogin: %v", round, i, err)
+			}
+		}
+	}
+	if r := e.Recovery(); r.Failed != 10 || r.Relogged < 10 {
+		t.Errorf("want 10 failed recoveries and a relogin after each: %+v", r)
+	}
+}
+
+// openWithKey opens an engine with c, closed when the test ends, and finds
+// the key at uri.
+func openWithKey(t *testing.T, c Config, uri string) (*Engine, *offload.Key) {
+	t.Helper()
+	e, err := Open(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	k, err := e.FindKey(context.Background(), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, k
+}
+
+// logoutUnder logs the process out of e's token underneath e, through a
+// session of its own: e's sessions are left open but not logged in.
+func logoutUnder(t *testing.T, e *Engine) {
+	t.Helper()
+	sh, err := e.p.OpenSession(e.curSlot(), pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.p.CloseSession(sh)
+	if err := e.p.Logout(sh); err != nil {
+		t.Fatal(err)
 	}
 }

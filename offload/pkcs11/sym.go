@@ -9,53 +9,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/aes"
-	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/gcmauth"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
-const gcmTagSize = 16
-
-// errGCMOpen is the value crypto/cipher's AES-GCM Open fails with. A token's
-// authentication failure wraps it, so that it reads as the standard
-// library's (cipher/'s adapter maps it to its ErrOpen) while the CKR code
-// stays in the chain.
-var errGCMOpen = func() error {
-	b, err := aes.NewCipher(make([]byte, 16))
-	if err != nil {
-		return nil
-	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		return nil
-	}
-	_, err = g.Open(nil, make([]byte, g.NonceSize()), make([]byte, g.Overhead()), nil)
-	return err
-}()
-
-// gcmAuthError is a GCM decryption the token refused: a tampered
-// ciphertext, tag or AAD, or the wrong key or nonce.
-type gcmAuthError struct{ cause error }
-
-func (e *gcmAuthError) Error() string {
-	if e.cause == nil {
-		return "pkcs11: GCM: message authentication failed"
-	}
-	return "pkcs11: GCM: message authentication failed: " + e.cause.Error()
-}
-
-// Unwrap gives both the standard library's authentication error and the
-// token's own.
-func (e *gcmAuthError) Unwrap() []error {
-	errs := []error{errGCMOpen}
-	if e.cause != nil {
-		errs = append(errs, e.cause)
-	}
-	return errs
-}
+const gcmTagSize = gcmauth.TagSize
 
 // gcmAuthFailure reports whether a C_Decrypt error under CKM_AES_GCM says
 // the message did not authenticate. Tokens differ: PKCS #11 3.0 names
@@ -133,7 +95,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 			return invalid("%d bytes of AAD, more than MaxInline %d", len(req.AAD), e.cfg.MaxInline)
 		}
 		if req.Decrypt && len(req.Input) < gcmTagSize {
-			return failed[[]byte](op, &gcmAuthError{})
+			return failed[[]byte](op, &gcmauth.Error{Engine: name})
 		}
 		aad := bytes.Clone(req.AAD)
 		mech = func() (*pkcs11.Mechanism, func()) {
@@ -185,7 +147,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 			if err != nil {
 				err = ckErr("C_Decrypt", err)
 				if code, _ := ckCode(err); mode == offload.ModeGCM && gcmAuthFailure(code) {
-					return nil, &gcmAuthError{cause: err}
+					return nil, &gcmauth.Error{Engine: name, Cause: err}
 				}
 				return nil, err
 			}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/gcmauth"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -130,8 +131,8 @@ func TestCipherErrors(t *testing.T) {
 		req  offload.CipherRequest
 		want error
 	}{
-		{"gcm-tampered", offload.CipherRequest{Key: k, Mode: offload.ModeGCM, Decrypt: true, IV: iv[:12], Input: tampered}, errGCMOpen},
-		{"gcm-short", offload.CipherRequest{Key: k, Mode: offload.ModeGCM, Decrypt: true, IV: iv[:12], Input: ct[:15]}, errGCMOpen},
+		{"gcm-tampered", offload.CipherRequest{Key: k, Mode: offload.ModeGCM, Decrypt: true, IV: iv[:12], Input: tampered}, gcmauth.ErrOpen},
+		{"gcm-short", offload.CipherRequest{Key: k, Mode: offload.ModeGCM, Decrypt: true, IV: iv[:12], Input: ct[:15]}, gcmauth.ErrOpen},
 		{"gcm-no-nonce", offload.CipherRequest{Key: k, Mode: offload.ModeGCM, Input: ct}, offload.ErrInvalid},
 		{"cbc-partial", offload.CipherRequest{Key: k, Mode: offload.ModeCBC, IV: iv, Input: make([]byte, 17)}, offload.ErrInvalid},
 		{"cbc-iv", offload.CipherRequest{Key: k, Mode: offload.ModeCBC, IV: iv[:8], Input: make([]byte, 16)}, offload.ErrInvalid},

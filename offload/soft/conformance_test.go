@@ -34,6 +34,7 @@ func TestConformance(t *testing.T) {
 			Engine:   eng,
 			Import:   eng.ImportKey,
 			Generate: eng.GenerateKey,
+			Refuse:   refuse,
 			Saturate: func(t *testing.T) func() {
 				ctx, cancel := context.WithCancel(context.Background())
 				hold.Store(true)
@@ -51,4 +52,24 @@ func TestConformance(t *testing.T) {
 			},
 		}
 	})
+}
+
+// refuse makes engines with each numeric option at -1.
+func refuse(t *testing.T) map[string]error {
+	errs := make(map[string]error)
+	for name, o := range map[string]soft.Options{
+		"Options.Workers":     {Workers: -1},
+		"Options.MaxInFlight": {MaxInFlight: -1},
+		"Options.MaxInline":   {MaxInline: -1},
+		"Options.Latency":     {Latency: -1},
+		"Options.Jitter":      {Jitter: -1},
+		"Options.NotReady":    {NotReady: -1},
+	} {
+		eng, err := soft.New(o)
+		if err == nil {
+			eng.Close()
+		}
+		errs[name] = err
+	}
+	return errs
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,13 +27,18 @@ func TestNewOptions(t *testing.T) {
 		name string
 		o    Options
 		ok   bool
+		msg  string // how the error begins
 	}{
-		{"zero", Options{}, true},
-		{"min-inline", Options{MaxInline: MinMaxInline}, true},
-		{"small-inline", Options{MaxInline: 64}, false},
-		{"negative-workers", Options{Workers: -1}, false},
-		{"negative-latency", Options{Latency: -time.Second}, false},
-		{"empty-fault", Options{Faults: []fault.Fault{{Every: 2}}}, false},
+		{"zero", Options{}, true, ""},
+		{"min-inline", Options{MaxInline: MinMaxInline}, true, ""},
+		{"small-inline", Options{MaxInline: 64}, false, "soft: Options.MaxInline is 64, below 128"},
+		{"negative-workers", Options{Workers: -1}, false, "soft: Options.Workers is -1: "},
+		{"negative-in-flight", Options{MaxInFlight: -1}, false, "soft: Options.MaxInFlight is -1: "},
+		{"negative-inline", Options{MaxInline: -1}, false, "soft: Options.MaxInline is -1: "},
+		{"negative-latency", Options{Latency: -time.Second}, false, "soft: Options.Latency is -1s: "},
+		{"negative-jitter", Options{Jitter: -1}, false, "soft: Options.Jitter is -1ns: "},
+		{"negative-not-ready", Options{NotReady: -1}, false, "soft: Options.NotReady is -1: "},
+		{"empty-fault", Options{Faults: []fault.Fault{{Every: 2}}}, false, "soft: Options.Faults[0] has neither Err nor Drop"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := New(tt.o)
@@ -55,8 +61,8 @@ func TestNewOptions(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, offload.ErrInvalid) {
-				t.Fatalf("err = %v, want ErrInvalid", err)
+			if !errors.Is(err, offload.ErrInvalid) || !strings.HasPrefix(err.Error(), tt.msg) {
+				t.Fatalf("err = %v, want ErrInvalid and a message that begins %q", err, tt.msg)
 			}
 		})
 	}
@@ -130,7 +136,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, offload.ErrInvalid, true},
 		{"random-over-cap", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{N: 1025})); return err }, offload.ErrInvalid, true},
-		{"random-zero", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{})); return err }, offload.ErrInvalid, true},
+		{"random-negative", func() error { _, err := wait(t, e.Random(ctx, &offload.RandomRequest{N: -1})); return err }, offload.ErrInvalid, true},
 		{"hash-non-block", hash(&offload.HashRequest{Hash: crypto.SHA256, Data: make([]byte, 65)}), offload.ErrInvalid, true},
 		{"hash-SHA512-non-block", hash(&offload.HashRequest{Hash: crypto.SHA512, Data: make([]byte, 64)}), offload.ErrInvalid, true},
 		{"hash-over-cap", hash(&offload.HashRequest{Hash: crypto.SHA256, Data: make([]byte, 1088), Final: true}), offload.ErrInvalid, true},

@@ -35,6 +35,7 @@ import (
 
 	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/internal/fault"
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -120,12 +121,25 @@ var supported = func() uint64 {
 	return m
 }()
 
-// New starts an engine configured by o. It fails with an error wrapping
-// offload.ErrInvalid when an option is out of range.
+// New starts an engine configured by o. An option out of range (a negative
+// one, a MaxInline below MinMaxInline, a fault with neither Err nor Drop)
+// fails with an error wrapping offload.ErrInvalid that names the option and
+// its value: "soft: Options.MaxInFlight is -1: ...".
 func New(o Options) (*Engine, error) {
-	switch {
-	case o.Workers < 0, o.MaxInFlight < 0, o.MaxInline < 0, o.Latency < 0, o.Jitter < 0, o.NotReady < 0:
-		return nil, fmt.Errorf("soft: %w: negative option", offload.ErrInvalid)
+	fo := fault.Options{
+		Latency:  o.Latency,
+		Jitter:   o.Jitter,
+		NotReady: o.NotReady,
+		Faults:   o.Faults,
+	}
+	if err := optcheck.NonNegative(Name,
+		optcheck.Int("Options.Workers", o.Workers),
+		optcheck.Int("Options.MaxInFlight", o.MaxInFlight),
+		optcheck.Int("Options.MaxInline", o.MaxInline)); err != nil {
+		return nil, err
+	}
+	if err := fo.Check(Name); err != nil {
+		return nil, err
 	}
 	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
@@ -137,19 +151,9 @@ func New(o Options) (*Engine, error) {
 		o.MaxInline = DefaultMaxInline
 	}
 	if o.MaxInline < MinMaxInline {
-		return nil, fmt.Errorf("soft: %w: MaxInline %d is below %d", offload.ErrInvalid, o.MaxInline, MinMaxInline)
+		return nil, fmt.Errorf("soft: Options.MaxInline is %d, below %d: %w", o.MaxInline, MinMaxInline, offload.ErrInvalid)
 	}
-	for i, f := range o.Faults {
-		if f.Err == nil && !f.Drop {
-			return nil, fmt.Errorf("soft: %w: fault %d has neither Err nor Drop", offload.ErrInvalid, i)
-		}
-	}
-	inj := fault.New(fault.Options{
-		Latency:  o.Latency,
-		Jitter:   o.Jitter,
-		NotReady: o.NotReady,
-		Faults:   o.Faults,
-	})
+	inj := fault.New(fo)
 	e := &Engine{
 		maxIn:     o.MaxInline,
 		maxFlight: o.MaxInFlight,

@@ -145,7 +145,8 @@ func (c *cipherOp) free() {
 //
 // GCM: IV is the nonce (12 bytes as standard; other non-empty sizes are
 // accepted), the tag is 16 bytes and ends the ciphertext. An authentication
-// failure wraps the very error crypto/cipher's Open returns. CBC: a 16-byte
+// failure, a ciphertext shorter than the tag included, wraps the very error
+// crypto/cipher's Open returns. CBC: a 16-byte
 // IV and whole blocks, no padding. CTR: IV is the 16-byte initial counter
 // block. Input longer than Info.MaxInline fails with offload.ErrInvalid;
 // callers with more split it. A decrypted result is zeroed if it is never
@@ -190,9 +191,6 @@ func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
 		}
 		if len(req.AAD) > e.maxIn {
 			return nil, invalid("GCM additional data of %d bytes exceeds the %d-byte request cap", len(req.AAD), e.maxIn)
-		}
-		if req.Decrypt && len(req.Input) < gcmTagSize {
-			return nil, invalid("GCM ciphertext of %d bytes is shorter than the tag", len(req.Input))
 		}
 	case offload.ModeCBC, offload.ModeCTR:
 		if len(req.IV) != aes.BlockSize {
@@ -240,7 +238,9 @@ func (c *cipherOp) work(struct{}) ([]byte, error) {
 			}
 		}
 		if c.decrypt {
-			pt, err := aead.Open(c.dst(len(c.in) - gcmTagSize)[:0], c.iv, c.in, c.aad)
+			// A ciphertext shorter than the tag is crypto/cipher's to
+			// refuse, as an authentication failure.
+			pt, err := aead.Open(c.dst(max(len(c.in)-gcmTagSize, 0))[:0], c.iv, c.in, c.aad)
 			if err != nil {
 				return nil, wrapErr(err)
 			}
@@ -263,16 +263,21 @@ func (c *cipherOp) work(struct{}) ([]byte, error) {
 	return nil, invalid("cipher mode %v", c.mode)
 }
 
-// Random returns req.N bytes from crypto/rand; N must be 1 to
-// Info.MaxInline. The bytes are zeroed if they are never delivered.
+// Random returns req.N bytes from crypto/rand; N must be 0 to
+// Info.MaxInline, and 0 is answered at once with no bytes (see
+// offload.RandomRequest). The bytes are zeroed if they are never delivered.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
 	if err := e.admit(nil, offload.Random); err != nil {
 		return exec.Fail[[]byte](e.x, offload.OpRandom, err)
 	}
-	n := req.N
-	if n <= 0 || n > e.maxIn {
-		return exec.Fail[[]byte](e.x, offload.OpRandom, invalid("%d random bytes asked for; 1 to %d allowed", n, e.maxIn))
+	empty, err := req.Check(e.maxIn)
+	switch {
+	case err != nil:
+		return exec.Fail[[]byte](e.x, offload.OpRandom, wrapErr(err))
+	case empty:
+		return offload.Resolved([]byte{}, nil)
 	}
+	n := req.N
 	return exec.Submit(e.x, ctx, exec.Op[struct{}, []byte]{
 		Kind: offload.OpRandom,
 		Call: req.Call,

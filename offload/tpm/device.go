@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -123,10 +124,17 @@ type Device struct {
 // OpenDevice connects to the TPM cfg names, finds or creates the storage root key
 // and starts the session. Nothing is left on the TPM if it fails.
 func OpenDevice(ctx context.Context, cfg Config) (*Device, error) {
-	if cfg.Retries <= 0 {
+	if err := optcheck.NonNegative("tpm",
+		optcheck.Int("Config.MaxInFlight", cfg.MaxInFlight),
+		optcheck.Int("Config.Retries", cfg.Retries),
+		optcheck.Duration("Config.CommandTimeout", cfg.CommandTimeout),
+	); err != nil {
+		return nil, err
+	}
+	if cfg.Retries == 0 {
 		cfg.Retries = defaultRetries
 	}
-	if cfg.CommandTimeout <= 0 {
+	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = defaultCommandTimeout
 	}
 	n := 0

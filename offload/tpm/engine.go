@@ -65,13 +65,10 @@ var (
 // (Info) and starts the engine's workers. It runs on the caller's
 // goroutine; every command after it runs on the workers.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
-	if cfg.MaxInFlight < 0 {
-		return nil, fmt.Errorf("tpm: MaxInFlight %d: %w", cfg.MaxInFlight, offload.ErrInvalid)
-	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
-	d, err := OpenDevice(ctx, cfg)
+	d, err := OpenDevice(ctx, cfg) // checks the options
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		MaxInFlight: cfg.MaxInFlight,
 		States:      states,
 		Device:      (*recovery)(e),
-		Gate:        &e.mu,
+		Gate:        (*gate)(e),
 	})
 	return e, nil
 }
@@ -146,6 +143,19 @@ func (e *Engine) Close() error {
 	})
 	return e.closeErr
 }
+
+// gate is the engine as the executor's exec.Gate: the lock that hands the
+// Device to one worker at a time.
+type gate Engine
+
+// Enter takes the Device.
+func (g *gate) Enter(*Device) error {
+	g.mu.Lock()
+	return nil
+}
+
+// Leave gives the Device back.
+func (g *gate) Leave(*Device) { g.mu.Unlock() }
 
 // recovery is the engine as the executor's exec.Device.
 type recovery Engine

@@ -51,7 +51,24 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		return conformance.Setup{Engine: e, Import: e.ImportKey, Generate: e.GenerateKey, Saturate: saturate(e)}
+		return conformance.Setup{Engine: e, Import: e.ImportKey, Generate: e.GenerateKey, Saturate: saturate(e),
+			Refuse: func(t *testing.T) map[string]error {
+				errs := make(map[string]error)
+				for name, set := range map[string]func(*Config){
+					"Config.MaxInFlight":    func(c *Config) { c.MaxInFlight = -1 },
+					"Config.Retries":        func(c *Config) { c.Retries = -1 },
+					"Config.CommandTimeout": func(c *Config) { c.CommandTimeout = -1 },
+				} {
+					c := Config{Address: s.Addr}
+					set(&c)
+					e, err := Open(testCtx(t), c)
+					if err == nil {
+						e.Close()
+					}
+					errs[name] = err
+				}
+				return errs
+			}}
 	})
 }
 
@@ -101,7 +118,7 @@ func TestRestartUnderLoad(t *testing.T) {
 			return verify(k.Public(), digest[:], sig)
 		case rctx.Err() != nil:
 			return fmt.Errorf("no answer before the deadline: %w", err)
-		case errors.Is(err, ErrTransport):
+		case errors.Is(err, offload.ErrUnavailable) && errors.Is(err, ErrTransport):
 			return nil // the TPM was down: a clear error
 		}
 		return fmt.Errorf("unexpected error: %w", err)

@@ -548,16 +548,14 @@ func clearBytes(b []byte) { clear(b) }
 // encrypted. N may not exceed Info().MaxInline.
 func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offload.Future[[]byte] {
 	const op = offload.OpRandom
-	switch {
-	case req == nil || req.N < 0 || req.N > e.info.MaxInline:
-		n := -1
-		if req != nil {
-			n = req.N
-		}
-		return failed[[]byte](op, fmt.Errorf("tpm: random: %d bytes, want 0..%d: %w", n, e.info.MaxInline, offload.ErrInvalid))
-	case e.closed.Load():
+	if e.closed.Load() {
 		return failed[[]byte](op, errClosed)
-	case req.N == 0:
+	}
+	empty, err := req.Check(e.info.MaxInline)
+	switch {
+	case err != nil:
+		return failed[[]byte](op, fmt.Errorf("tpm: %w", err))
+	case empty:
 		return offload.Resolved([]byte{}, nil)
 	}
 	n := req.N

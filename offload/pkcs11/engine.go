@@ -43,6 +43,11 @@ type Engine struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// names serialises the check-then-create of named objects (Generate,
+	// ImportCertificate), so two of them in this engine cannot both find a
+	// name free.
+	names sync.Mutex
+
 	// updateHook, when set (tests only, before any hash session starts),
 	// runs on a pinned worker before each C_DigestUpdate.
 	updateHook func()

@@ -39,7 +39,7 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed.Load() {
 		return nil, errClosed
 	}
-	id, label, common := newObjectName()
+	id, label, common := newObjectName(nil, "", true)
 	secret := func(class, kt uint, extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(class),
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
@@ -191,7 +191,7 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 			// without it, so a token that refuses it does not fail the import.
 			w.p.CreateObject(w.sh, pubT)
 		}
-		h := &keyHandle{obj: obj, gen: e.rec.keyGen.Load(), class: class, id: id, label: label}
+		h := e.newHandle(obj, class, id, label)
 		return offload.NewKey(e, typ, bits, pub, h), nil
 	})
 	return f.Wait(context.Background())

@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -776,8 +777,11 @@ func TestErrorMapping(t *testing.T) {
 			if !errors.As(err, &code) || uint(code) != tt.code {
 				t.Errorf("code not in the chain: %v", err)
 			}
-			if !strings.HasPrefix(err.Error(), "pkcs11 sign: pkcs11: C_") {
-				t.Errorf("message %q", err)
+			// "pkcs11 sign: C_Sign: CKR_DEVICE_ERROR (0x30)": the name and
+			// the code, each said once.
+			name := strings.TrimPrefix(pkcs11.Error(tt.code).Error(), fmt.Sprintf("pkcs11: 0x%X: ", tt.code))
+			if want := fmt.Sprintf(": %s (0x%X)", name, tt.code); !strings.HasPrefix(err.Error(), "pkcs11 sign: C_") || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("message %q, want \"pkcs11 sign: C_...%s\"", err, want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -863,11 +864,10 @@ func TestThreadsWithManyCallers(t *testing.T) {
 func needPkcs11Tool(t *testing.T) string {
 	t.Helper()
 	tool, err := exec.LookPath("pkcs11-tool")
+	missing := ""
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pkcs11-tool not found: install opensc")
-		}
-		t.Skip("pkcs11-tool not found: install opensc")
+		missing = "pkcs11-tool not found"
 	}
+	devicetest.Need(t, devicetest.PKCS11Tool, missing, "apt-get install opensc")
 	return tool
 }

@@ -35,7 +35,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("key:", key) // soft ECDSA-P256 key
+	fmt.Println("key:", key)  // soft ECDSA-P256 key
 	s, err := signer.New(key) // crypto.Signer + crypto.MessageSigner
 	if err != nil {
 		log.Fatal(err)

@@ -6,8 +6,10 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/messagetest"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/soft"
 	"github.com/offcrypt/offcrypt/signer"
@@ -59,16 +61,7 @@ func TestMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.err()
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("%v: not %v", err, tt.is)
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("message\n\t%s\nwant\n\t%s", got, tt.want)
-			}
+			messagetest.Check(t, tt.err(), tt.is, regexp.QuoteMeta(tt.want))
 		})
 	}
 }

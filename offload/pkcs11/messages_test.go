@@ -6,11 +6,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"regexp"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/messagetest"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -79,16 +78,7 @@ func TestMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.err()
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("%v: not %v", err, tt.is)
-			}
-			if !regexp.MustCompile(tt.want).MatchString(err.Error()) {
-				t.Errorf("message\n\t%s\ndoes not match\n\t%s", err, tt.want)
-			}
+			messagetest.Check(t, tt.err(), tt.is, tt.want)
 		})
 	}
 }

@@ -160,7 +160,8 @@ type keyNamer interface{ KeyName() string }
 
 // String describes the key for a person: the engine, the type and size,
 // and the engine's name for the key when its handle has one (a method
-// KeyName() string), as in `pkcs11 ECDSA-P256 key "pkcs11:token=web;object=tls-key"`.
+// KeyName() string), as in
+// `pkcs11 ECDSA-P256 key "pkcs11:object=tls-key;id=%01;type=private"`.
 // It never shows key material.
 func (k *Key) String() string {
 	if k == nil {

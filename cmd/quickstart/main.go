@@ -47,11 +47,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Printf("signature: %d bytes\n", len(sig))
 	f := s.SignAsync(ctx, digest[:], crypto.SHA256) // *offload.Future[[]byte]
 	if sig, err = f.Wait(ctx); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("signature: %d bytes\n", len(sig))
+	fmt.Printf("signature from a future: %d bytes\n", len(sig))
 
 	// chainDER is the certificate chain, DER, leaf first: your CA's (pem.Decode
 	// each block of the PEM file). Here the key signs a certificate for itself.

@@ -449,6 +449,11 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 			m, own := r.m, r.m[3]
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
 				k.name, r.callers, ceil, m[0].rate, m[1].rate, m[2].rate, m[1].rate/m[0].rate, m[1].rate/m[2].rate, m[2].rate/m[0].rate, m[1].rate/ceil)
+			title := fmt.Sprintf("PKCS#11 signatures on SoftHSM2, %d sessions each side", s)
+			for i, side := range []string{"raw", "offcrypt", "crypto11"} {
+				cfg.charts.addRate("pkcs11", title, k.name, side, side != "offcrypt", r.callers, m[i].rate)
+			}
+			cfg.charts.addRate("pkcs11", title, k.name, "ceiling", true, r.callers, ceil)
 			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |",
 				k.name, r.callers, own.rate, cpuMicros(own), cpuMicros(m[0]), cpuMicros(m[1]), cpuMicros(m[2]),
 				coresUsed(own), coresUsed(m[0]), coresUsed(m[1]), coresUsed(m[2])))

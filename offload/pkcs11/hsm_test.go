@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
@@ -173,12 +174,7 @@ func certFor(u *URI) ([]byte, error) {
 // needHSM skips (or, in CI, fails) a test when SoftHSM2 is not installed.
 func needHSM(t testing.TB) {
 	t.Helper()
-	if hsm.missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-		}
-		t.Skipf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-	}
+	devicetest.Need(t, devicetest.SoftHSM2, hsm.missing, "apt-get install softhsm2")
 	if hsm.setup != nil {
 		t.Fatalf("setting up SoftHSM2: %v", hsm.setup)
 	}

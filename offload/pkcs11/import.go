@@ -184,7 +184,7 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 			obj, err = w.p.CreateObject(w.sh, prT)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pkcs11: importing a %v key: %w", typ, ckErr("C_CreateObject", err))
+			return nil, fmt.Errorf("pkcs11: importing an %v key: %w", typ, ckErr("C_CreateObject", err))
 		}
 		if pubT != nil {
 			// The public object only helps a later FindKey; the key works

@@ -77,7 +77,7 @@ func (d *Device) sign(ctx context.Context, k *Key, digest []byte, scheme tpm2.TP
 // encoder.
 func (d *Device) SignECDSA(ctx context.Context, k *Key, h crypto.Hash, digest []byte) (r, s *big.Int, err error) {
 	if k.typ != offload.KeyECDSAP256 && k.typ != offload.KeyECDSAP384 {
-		return nil, nil, fmt.Errorf("tpm: ECDSA with a %v key: %w", k.typ, errWrongKey)
+		return nil, nil, fmt.Errorf("tpm: ECDSA with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {
@@ -104,7 +104,7 @@ func (d *Device) SignECDSA(ctx context.Context, k *Key, h crypto.Hash, digest []
 // caller that needs one salt length uses RSARaw with offcrypt's encoders.
 func (d *Device) SignRSA(ctx context.Context, k *Key, h crypto.Hash, digest []byte, pss bool) ([]byte, error) {
 	if k.typ != offload.KeyRSA {
-		return nil, fmt.Errorf("tpm: RSA signature with a %v key: %w", k.typ, errWrongKey)
+		return nil, fmt.Errorf("tpm: RSA signature with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {

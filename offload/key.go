@@ -129,8 +129,8 @@ type Key struct {
 // NewKey is for engine authors: it wraps the engine's own handle on a key
 // (anything; only the engine looks at it) with the key's public half, type
 // and size in bits. pub is nil for secret keys. A handle with a method
-// KeyName() string gives the key its name in Key.String: it must name the
-// key (a label, a URI, a persistent handle), never show key material.
+// Name() string names the key (see Key.Name): a label, a URI, a persistent
+// handle, never key material.
 func NewKey(e Engine, t KeyType, bits int, pub crypto.PublicKey, handle any) *Key {
 	return &Key{engine: e, typ: t, bits: bits, pub: pub, handle: handle}
 }
@@ -154,14 +154,9 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // made the key should use it.
 func (k *Key) Handle() any { return k.handle }
 
-// keyNamer is implemented by engine handles that have a name a person can
-// use to find the key again: a label, a URI, a persistent handle.
-type keyNamer interface{ KeyName() string }
-
 // String describes the key for a person: the engine, the type and size,
-// and the engine's name for the key when its handle has one (a method
-// KeyName() string), as in
-// `pkcs11 ECDSA-P256 key "pkcs11:object=tls-key;id=%01;type=private"`.
+// and the engine's name for the key when it has one (Key.Name), as in
+// `pkcs11 ECDSA-P256 key "pkcs11:token=web;…;object=tls-key;id=%01;type=private"`.
 // It never shows key material.
 func (k *Key) String() string {
 	if k == nil {
@@ -178,10 +173,8 @@ func (k *Key) String() string {
 		fmt.Fprintf(&b, "-%d", k.bits)
 	}
 	b.WriteString(" key")
-	if n, ok := k.handle.(keyNamer); ok {
-		if name := n.KeyName(); name != "" {
-			fmt.Fprintf(&b, " %q", name)
-		}
+	if name := k.Name(); name != "" {
+		fmt.Fprintf(&b, " %q", name)
 	}
 	return b.String()
 }

@@ -310,7 +310,7 @@ func TestRandomRequestCheck(t *testing.T) {
 
 type namedHandle string
 
-func (h namedHandle) KeyName() string { return string(h) }
+func (h namedHandle) Name() string { return string(h) }
 
 // TestKeyString: a Key describes itself by engine, type, size and the
 // engine's name for it, and shows nothing else of its handle.

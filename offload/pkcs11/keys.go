@@ -41,20 +41,6 @@ type keyHandle struct {
 	gen uint64              // the engine's key generation obj belongs to; guarded by mu
 }
 
-// KeyName returns the RFC 7512 URI that finds the key's object again on
-// its token (object, id and type; the token is the engine's), which
-// offload.Key's String shows.
-func (h *keyHandle) KeyName() string {
-	u := URI{Object: h.label, ID: h.id}
-	switch h.class {
-	case pkcs11.CKO_PRIVATE_KEY:
-		u.Type = "private"
-	case pkcs11.CKO_SECRET_KEY:
-		u.Type = "secret-key"
-	}
-	return u.String()
-}
-
 // Curve object identifiers, as CKA_EC_PARAMS carries them (DER).
 var (
 	oidP256    = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}

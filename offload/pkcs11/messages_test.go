@@ -72,9 +72,9 @@ func TestMessages(t *testing.T) {
 		{"closed engine", func() error { return sign(closed, closedKey) }, offload.ErrClosed,
 			`^pkcs11 sign: engine closed$`},
 		{"foreign key", func() error { return sign(e2, key) }, offload.ErrForeignKey,
-			`^pkcs11 sign: key belongs to another engine: pkcs11 ECDSA-P256 key "pkcs11:object=ec256;id=%01;type=private"$`},
+			`^pkcs11 sign: key belongs to another engine: pkcs11 ECDSA-P256 key "pkcs11:token=[^;]+;serial=[^;]+;object=ec256;id=%01;type=private"$`},
 		{"key", func() error { return fmt.Errorf("%v", key) }, nil,
-			`^pkcs11 ECDSA-P256 key "pkcs11:object=ec256;id=%01;type=private"$`},
+			`^pkcs11 ECDSA-P256 key "pkcs11:token=[^;]+;serial=[^;]+;object=ec256;id=%01;type=private"$`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -80,7 +80,7 @@ func (d *Device) SignECDSA(ctx context.Context, k *Key, h crypto.Hash, digest []
 		return nil, nil, err
 	}
 	if k.typ != offload.KeyECDSAP256 && k.typ != offload.KeyECDSAP384 {
-		return nil, nil, fmt.Errorf("tpm: ECDSA with a %v key: %w", k.typ, errWrongKey)
+		return nil, nil, fmt.Errorf("tpm: ECDSA with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {
@@ -110,7 +110,7 @@ func (d *Device) SignRSA(ctx context.Context, k *Key, h crypto.Hash, digest []by
 		return nil, err
 	}
 	if k.typ != offload.KeyRSA {
-		return nil, fmt.Errorf("tpm: RSA signature with a %v key: %w", k.typ, errWrongKey)
+		return nil, fmt.Errorf("tpm: RSA signature with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {

@@ -126,7 +126,7 @@ func engineFor(key *offload.Key, alg offload.Algorithm) (offload.Engine, int, er
 		return nil, 0, fmt.Errorf("cipher: %w: nil key", offload.ErrInvalid)
 	}
 	if key.Type() != offload.KeyAES {
-		return nil, 0, fmt.Errorf("cipher: %w: a %v key is not an AES key", offload.ErrInvalid, key.Type())
+		return nil, 0, fmt.Errorf("cipher: %w: an %v key is not an AES key", offload.ErrInvalid, key.Type())
 	}
 	eng := key.Engine()
 	if eng == nil {

@@ -226,7 +226,8 @@ func (h *Hash) Sum(b []byte) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err != nil {
-		panic(fmt.Errorf("hasher: Sum after a failed Write: %w", h.err))
+		// h.err says "hasher: ..." already.
+		panic(fmt.Errorf("%w (Sum after a failed Write)", h.err))
 	}
 	out, err := h.sum(context.Background(), b)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"math/big"
+	"strings"
 )
 
 // KeyType names the kind of a key.
@@ -127,7 +128,9 @@ type Key struct {
 
 // NewKey is for engine authors: it wraps the engine's own handle on a key
 // (anything; only the engine looks at it) with the key's public half, type
-// and size in bits. pub is nil for secret keys.
+// and size in bits. pub is nil for secret keys. A handle with a method
+// Name() string names the key (see Key.Name): a label, a URI, a persistent
+// handle, never key material.
 func NewKey(e Engine, t KeyType, bits int, pub crypto.PublicKey, handle any) *Key {
 	return &Key{engine: e, typ: t, bits: bits, pub: pub, handle: handle}
 }
@@ -150,6 +153,31 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // Handle returns the engine's own handle on the key. Only the engine that
 // made the key should use it.
 func (k *Key) Handle() any { return k.handle }
+
+// String describes the key for a person: the engine, the type and size,
+// and the engine's name for the key when it has one (Key.Name), as in
+// `pkcs11 ECDSA-P256 key "pkcs11:token=web;…;object=tls-key;id=%01;type=private"`.
+// It never shows key material.
+func (k *Key) String() string {
+	if k == nil {
+		return "<nil offload.Key>"
+	}
+	var b strings.Builder
+	if k.engine != nil {
+		b.WriteString(k.engine.Info().Name)
+		b.WriteByte(' ')
+	}
+	b.WriteString(k.typ.String())
+	switch k.typ {
+	case KeyRSA, KeyAES:
+		fmt.Fprintf(&b, "-%d", k.bits)
+	}
+	b.WriteString(" key")
+	if name := k.Name(); name != "" {
+		fmt.Fprintf(&b, " %q", name)
+	}
+	return b.String()
+}
 
 // errNilRequest is every request Check's answer to a nil request.
 var errNilRequest = fmt.Errorf("%w: nil request", ErrInvalid)
@@ -180,10 +208,10 @@ func (r *SignRequest) Check() (SignParams, error) {
 	pssOpts, pss := r.Opts.(*rsa.PSSOptions)
 	edOpts, ed := r.Opts.(*ed25519.Options)
 	if pss && r.Key.typ != KeyRSA {
-		return SignParams{}, fmt.Errorf("%w: PSS options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: PSS options for an %v key", ErrInvalid, r.Key.typ)
 	}
 	if ed && r.Key.typ != KeyEd25519 {
-		return SignParams{}, fmt.Errorf("%w: Ed25519 options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: Ed25519 options for an %v key", ErrInvalid, r.Key.typ)
 	}
 	var err error
 	switch r.Key.typ {
@@ -228,7 +256,7 @@ func (r *SignRequest) Check() (SignParams, error) {
 			p.Context, p.Deterministic = o.Context, o.Deterministic
 		}
 	default:
-		return SignParams{}, fmt.Errorf("%w: a %v key cannot sign", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: an %v key cannot sign", ErrInvalid, r.Key.typ)
 	}
 	if len(p.Context) > 255 {
 		return SignParams{}, fmt.Errorf("%w: %v context of %d bytes, at most 255", ErrInvalid, p.Alg, len(p.Context))
@@ -264,7 +292,7 @@ func (r *DecryptRequest) Check() (DecryptParams, error) {
 		return DecryptParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Key.typ != KeyRSA {
-		return DecryptParams{}, fmt.Errorf("%w: a %v key cannot decrypt", ErrInvalid, r.Key.typ)
+		return DecryptParams{}, fmt.Errorf("%w: an %v key cannot decrypt", ErrInvalid, r.Key.typ)
 	}
 	if len(r.Ciphertext) == 0 {
 		return DecryptParams{}, fmt.Errorf("%w: empty ciphertext", ErrInvalid)
@@ -326,7 +354,7 @@ func (r *CipherRequest) Check() (Algorithm, error) {
 		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Key.typ != KeyAES {
-		return 0, fmt.Errorf("%w: a %v key is not a cipher key", ErrInvalid, r.Key.typ)
+		return 0, fmt.Errorf("%w: an %v key is not a cipher key", ErrInvalid, r.Key.typ)
 	}
 	switch r.Mode {
 	case ModeGCM:

@@ -93,7 +93,7 @@ func check(key *offload.Key) error {
 		return fmt.Errorf("signer: %w: key has no engine", offload.ErrInvalid)
 	}
 	if key.Public() == nil {
-		return fmt.Errorf("signer: %w: a %v key has no public half", offload.ErrInvalid, key.Type())
+		return fmt.Errorf("signer: %w: an %v key has no public half", offload.ErrInvalid, key.Type())
 	}
 	return nil
 }

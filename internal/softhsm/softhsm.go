@@ -1,128 +1,88 @@
-// Package softhsm makes SoftHSM2 tokens for tests: a configuration and a
-// token directory in a new temporary directory, SOFTHSM2_CONF pointed at
-// it for the whole process, and tokens initialised with softhsm2-util.
+// Package softhsm prepares SoftHSM2 tokens for tests: a configuration and a
+// token directory of their own in a temporary directory, never the
+// machine's /etc/softhsm, and tokens initialised with softhsm2-util.
 //
-// SoftHSM reads SOFTHSM2_CONF when its module is initialised, and a module
-// is initialised once per process, so the configuration belongs to the
-// process: a test binary makes one HSM with New, sets it up (Setup, or the
-// first Need) before any test opens the module, and removes the directory
-// at the end (Remove, typically as a leakcheck.Run release).
+// SoftHSM2 reads SOFTHSM2_CONF when the module is initialised
+// (C_Initialize), which happens once per process while an engine holds the
+// module: a test binary points SOFTHSM2_CONF at one configuration before
+// its first engine opens.
 package softhsm
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
-// Module is where Debian and Ubuntu install SoftHSM2's PKCS #11 module.
+// Module is SoftHSM2's PKCS #11 module as Debian installs it.
 const Module = "/usr/lib/softhsm/libsofthsm2.so"
 
-// A Token is one token to initialise: its label and user PIN (the security
-// officer's PIN is always 12345678).
+// SOPIN is the security officer PIN of every token Setup makes.
+const SOPIN = "12345678"
+
+// A Token is a token to initialise: its label and user PIN.
 type Token struct {
 	Label, PIN string
 }
 
-// An HSM is the process's SoftHSM2, or why there is none.
-type HSM struct {
-	tokens []Token
-	once   sync.Once
-
-	// Dir is the temporary directory holding the configuration and the
-	// tokens; "" when nothing was made.
-	Dir string
-	// Missing says why SoftHSM2 cannot be used here ("softhsm2-util not
-	// found"); "" when it can.
-	Missing string
-	// Err is a failure while preparing it.
-	Err error
-}
-
-// New returns an HSM that will initialise tokens; nothing is made until
-// Setup or Need.
-func New(tokens ...Token) *HSM { return &HSM{tokens: tokens} }
-
-// Token returns the first token, the one PIN answers for.
-func (h *HSM) Token() Token { return h.tokens[0] }
-
-// PIN returns the first token's PIN, as a PIN callback of the pkcs11
-// engine's Config.
-func (h *HSM) PIN(context.Context) ([]byte, error) { return []byte(h.tokens[0].PIN), nil }
-
-// Setup makes the configuration and initialises the tokens, once; later
-// calls do nothing. It never fails outright: what went wrong is in the HSM,
-// for Need to report in each test that needs it, so that a test binary
-// whose other tests need no HSM still runs them.
-func (h *HSM) Setup() { h.once.Do(h.setup) }
-
-func (h *HSM) setup() {
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		h.Missing = "softhsm2-util not found"
-		return
+// Missing says why SoftHSM2 cannot be used on this machine, or "" when it
+// can.
+func Missing() string {
+	if _, err := exec.LookPath("softhsm2-util"); err != nil {
+		return "softhsm2-util not found"
 	}
 	if _, err := os.Stat(Module); err != nil {
-		h.Missing = Module + " not found"
-		return
+		return Module + " not found"
 	}
-	if h.Dir, h.Err = os.MkdirTemp("", "offcrypt-softhsm-"); h.Err != nil {
-		return
+	return ""
+}
+
+// Setup writes a SoftHSM2 configuration whose token directory is under dir,
+// initialises tokens there, and returns the configuration's path, the value
+// SOFTHSM2_CONF must have when the module is initialised.
+func Setup(dir string, tokens ...Token) (conf string, err error) {
+	if why := Missing(); why != "" {
+		return "", fmt.Errorf("softhsm: %s", why)
 	}
-	dir := filepath.Join(h.Dir, "tokens")
-	if h.Err = os.Mkdir(dir, 0o700); h.Err != nil {
-		return
+	tokdir := filepath.Join(dir, "tokens")
+	if err := os.Mkdir(tokdir, 0o700); err != nil {
+		return "", err
 	}
-	conf := filepath.Join(h.Dir, "softhsm2.conf")
-	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", dir)
-	if h.Err = os.WriteFile(conf, []byte(body), 0o600); h.Err != nil {
-		return
+	conf = filepath.Join(dir, "softhsm2.conf")
+	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokdir)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		return "", err
 	}
-	os.Setenv("SOFTHSM2_CONF", conf)
-	for _, tk := range h.tokens {
-		if h.Err = Run(util, "--init-token", "--free", "--label", tk.Label, "--so-pin", "12345678", "--pin", tk.PIN); h.Err != nil {
-			return
+	for _, tk := range tokens {
+		cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", tk.Label, "--so-pin", SOPIN, "--pin", tk.PIN)
+		cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("softhsm: initialising token %q: %v\n%s", tk.Label, err, out)
 		}
 	}
+	return conf, nil
 }
 
-// Run runs a command and returns its output in the error when it fails.
-func Run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return nil
-}
-
-// Need sets the HSM up if it is not yet, skips t when SoftHSM2 is not
-// installed or the build has no cgo (which the pkcs11 engine needs), or
-// fails it when CI=true (where SoftHSM2 must be), and fails it when Setup
-// failed.
-func (h *HSM) Need(t testing.TB) {
+// Start makes the tokens in a directory of t's, points SOFTHSM2_CONF at
+// them for t (so t cannot run in parallel) and returns the configuration's
+// path. Without SoftHSM2 the test is skipped with an install hint, or fails
+// when CI=true. The module must not be initialised in the process yet:
+// close every engine on it before t ends.
+func Start(t testing.TB, tokens ...Token) string {
 	t.Helper()
-	if !cgo {
-		t.Skip("the pkcs11 engine needs cgo")
-	}
-	h.Setup()
-	if h.Missing != "" {
+	if why := Missing(); why != "" {
+		msg := why + ": install softhsm2 (apt-get install softhsm2)"
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: install softhsm2 (apt-get install softhsm2)", h.Missing)
+			t.Fatal(msg)
 		}
-		t.Skipf("%s: install softhsm2 (apt-get install softhsm2)", h.Missing)
+		t.Skip(msg)
 	}
-	if h.Err != nil {
-		t.Fatalf("setting up SoftHSM2: %v", h.Err)
+	conf, err := Setup(t.TempDir(), tokens...)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// Remove removes the temporary directory, if Setup made one.
-func (h *HSM) Remove() {
-	if h.Dir != "" {
-		os.RemoveAll(h.Dir)
-	}
+	t.Setenv("SOFTHSM2_CONF", conf)
+	return conf
 }

@@ -30,10 +30,24 @@
 //
 // # Keys
 //
-// Keys are found by RFC 7512 URI (ParseURI, Engine.FindKey) or generated on
-// the token (Engine.GenerateKey). A private key whose public object is
-// missing takes its public half from a certificate with the same CKA_ID or
-// label, or from the private object's own attributes.
+// Keys are found by RFC 7512 URI (ParseURI, Engine.FindKey), generated on
+// the token with a label and CKA_ID of the caller's (Engine.Generate) or
+// random ones (Engine.GenerateKey), or imported (Engine.ImportKey). A
+// private key whose public object is missing takes its public half from a
+// certificate with the same CKA_ID or label, or from the private object's
+// own attributes. Every key's offload.Key.Name is its URI (Engine.KeyURI
+// parses it): the token's label and serial number, the key's label, id and
+// type, which FindKey, pkcs11-tool and p11tool all understand.
+//
+// Engine.List and Engine.ListKeys list the objects a URI filter selects,
+// reading only their labels and ids; Engine.Delete and Engine.DeleteKey
+// destroy exactly the one object a URI names, and on request the public
+// key objects and certificates that share its CKA_ID.
+// Engine.ImportCertificate stores a certificate chain beside its key and
+// Engine.FindCertificate finds it again with the key, which is what
+// tlsconfig.Load needs to build a TLS server from one URI. The engine is an
+// offload.KeyStore and an offload.CertificateFinder, so callers that hold
+// any engine can use these without importing this package.
 //
 // # Mechanisms
 //

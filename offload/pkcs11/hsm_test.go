@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
@@ -39,8 +40,11 @@ const (
 	remotePIN     = "4321"
 )
 
-// hsm is the test binary's SoftHSM2, set up by TestMain.
-var hsm = softhsm.New(softhsm.Token{Label: mainToken, PIN: mainPIN}, softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
+var hsm struct {
+	dir     string
+	missing string // why SoftHSM2 cannot be used here; "" when it can
+	setup   error  // a failure while preparing tokens
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -57,25 +61,45 @@ func runMain(m *testing.M) int {
 		}
 		return runRestartChild(sessions)
 	}
-	hsm.Setup()
-	if hsm.Missing == "" && hsm.Err == nil {
-		hsm.Err = makeKeys(hsm.Dir)
+	if err := setupSoftHSM(); err != nil {
+		hsm.setup = err
 	}
 	// The shared engine and p11-kit's server go before the leak check.
 	code := leakcheck.Run(m, closeShared, stopP11Server)
-	hsm.Remove()
+	if hsm.dir != "" {
+		os.RemoveAll(hsm.dir)
+	}
 	return code
 }
 
-// makeKeys makes the keys the tests look up on the main token, with
-// pkcs11-tool; without it, the tests that need them skip.
-func makeKeys(dir string) error {
+func setupSoftHSM() error {
+	if hsm.missing = softhsm.Missing(); hsm.missing != "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "offcrypt-pkcs11-")
+	if err != nil {
+		return err
+	}
+	hsm.dir = dir
+	conf, err := softhsm.Setup(dir, softhsm.Token{Label: mainToken, PIN: mainPIN},
+		softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
+	if err != nil {
+		return err
+	}
+	os.Setenv("SOFTHSM2_CONF", conf)
+	run := func(name string, args ...string) error {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return nil
+	}
 	tool, err := exec.LookPath("pkcs11-tool")
 	if err != nil {
 		return nil // the tests that need it skip
 	}
 	p11 := func(args ...string) error {
-		return softhsm.Run(tool, append([]string{"--module", softhsmModule, "--token-label", mainToken, "--login", "--pin", mainPIN}, args...)...)
+		return run(tool, append([]string{"--module", softhsmModule, "--token-label", mainToken, "--login", "--pin", mainPIN}, args...)...)
 	}
 	if err := p11("--keypairgen", "--key-type", "EC:prime256v1", "--label", "ec256", "--id", "01"); err != nil {
 		return err
@@ -150,7 +174,10 @@ func certFor(u *URI) ([]byte, error) {
 // needHSM skips (or, in CI, fails) a test when SoftHSM2 is not installed.
 func needHSM(t testing.TB) {
 	t.Helper()
-	hsm.Need(t)
+	devicetest.Need(t, devicetest.SoftHSM2, hsm.missing, "apt-get install softhsm2")
+	if hsm.setup != nil {
+		t.Fatalf("setting up SoftHSM2: %v", hsm.setup)
+	}
 }
 
 func pinFunc(pin string) func(context.Context) ([]byte, error) {

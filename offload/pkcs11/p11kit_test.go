@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/conformance"
 )
@@ -47,18 +48,12 @@ func needP11Kit(t testing.TB) {
 	} else if _, err := os.Stat(p11kitClient); err != nil {
 		missing = p11kitClient + " not found"
 	}
-	if missing != "" {
-		const how = "install p11-kit and p11-kit-modules (apt-get install p11-kit p11-kit-modules)"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: %s", missing, how)
-		}
-		t.Skipf("%s: %s", missing, how)
-	}
+	devicetest.Need(t, devicetest.P11Kit, missing, "apt-get install p11-kit p11-kit-modules")
 }
 
 // p11Socket is the server's socket: the same path for every start, so a
 // restarted server is found where the client module looks.
-func p11Socket() string { return filepath.Join(hsm.Dir, "p11.sock") }
+func p11Socket() string { return filepath.Join(hsm.dir, "p11.sock") }
 
 // startP11Server starts `p11-kit server` exporting the remote token and
 // waits for its socket. t's cleanup stops it.
@@ -82,7 +77,7 @@ func startP11() error {
 	// The server forks a child per connection, which would hold a pipe
 	// open after the server is killed: log to a file, and kill the whole
 	// process group.
-	out, err := os.CreateTemp(hsm.Dir, "p11-kit-server-*.log")
+	out, err := os.CreateTemp(hsm.dir, "p11-kit-server-*.log")
 	if err != nil {
 		return err
 	}

@@ -246,7 +246,7 @@ func (e *Engine) admit(key *offload.Key, alg offload.Algorithm, err error) error
 	case e.closed():
 		return offload.ErrClosed
 	case key != nil && key.Engine() != offload.Engine(e):
-		return fmt.Errorf("qat: %w", offload.ErrForeignKey)
+		return fmt.Errorf("qat: %w: %v", offload.ErrForeignKey, key)
 	case !slices.Contains(e.info.Algorithms, alg):
 		return fmt.Errorf("qat: %w: %v", offload.ErrUnsupported, alg)
 	}

@@ -144,7 +144,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 		rand.Read(k)
 		return e.ImportKey(k)
 	}
-	return nil, fmt.Errorf("qat: %w: generating a %v key", offload.ErrUnsupported, t)
+	return nil, fmt.Errorf("qat: %w: generating an %v key", offload.ErrUnsupported, t)
 }
 
 // handle returns key's handle as a T, or an error for a key this engine did
@@ -152,7 +152,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 func handle[T any](e *Engine, key *offload.Key) (T, error) {
 	h, ok := key.Handle().(T)
 	if !ok || key.Engine() != offload.Engine(e) {
-		return h, fmt.Errorf("qat: %w", offload.ErrForeignKey)
+		return h, fmt.Errorf("qat: %w: %v", offload.ErrForeignKey, key)
 	}
 	return h, nil
 }

@@ -205,7 +205,7 @@ func (e *Engine) admit(key *offload.Key, alg offload.Algorithm) error {
 		return offload.ErrClosed
 	}
 	if key != nil && key.Engine() != offload.Engine(e) {
-		return fmt.Errorf("soft: %w", offload.ErrForeignKey)
+		return fmt.Errorf("soft: %w: %v", offload.ErrForeignKey, key)
 	}
 	if alg >= 64 || supported&(1<<alg) == 0 {
 		return fmt.Errorf("soft: %w: %v", offload.ErrUnsupported, alg)

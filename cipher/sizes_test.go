@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"errors"
 	"fmt"
 	"testing"
 
 	ocipher "github.com/offcrypt/offcrypt/cipher"
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/pkcs11"
@@ -47,14 +47,7 @@ func openToken(t *testing.T, maxInline int) *pkcs11.Engine {
 	softhsm.Start(t, tk)
 	e, err := pkcs11.Open(context.Background(), pkcs11.Config{Module: softhsm.Module, TokenLabel: tk.Label, MaxInline: maxInline,
 		PIN: func(context.Context) ([]byte, error) { return []byte(tk.PIN), nil }})
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip(err) // built without cgo
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+	return devicetest.Opened(t, e, err)
 }
 
 // TestGCMEverySize: Seal and Open match crypto/cipher at 0 bytes, one byte,

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/offcrypt/offcrypt/hasher"
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
@@ -44,28 +45,14 @@ var engines = []struct {
 	}},
 	{"tpm (simulator)", func(t *testing.T) offload.Engine {
 		e, err := tpm.Open(context.Background(), tpm.Config{Simulator: true})
-		if errors.Is(err, errors.ErrUnsupported) {
-			t.Skip(err) // built without cgo
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		return e
+		return devicetest.Opened(t, e, err)
 	}},
 	{"pkcs11 (SoftHSM2)", func(t *testing.T) offload.Engine {
 		tk := softhsm.Token{Label: "hasher", PIN: "1234"}
 		softhsm.Start(t, tk)
 		e, err := pkcs11.Open(context.Background(), pkcs11.Config{Module: softhsm.Module, TokenLabel: tk.Label, MaxInline: 256,
 			PIN: func(context.Context) ([]byte, error) { return []byte(tk.PIN), nil }})
-		if errors.Is(err, errors.ErrUnsupported) {
-			t.Skip(err) // built without cgo
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		return e
+		return devicetest.Opened(t, e, err)
 	}},
 }
 

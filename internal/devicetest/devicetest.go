@@ -17,7 +17,9 @@
 package devicetest
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -76,4 +78,21 @@ func record(t testing.TB, group, status, why string) {
 	if err != nil {
 		t.Fatalf("device report: %v", err)
 	}
+}
+
+// Opened returns e, what an engine's constructor returned with err, and
+// closes it when t ends. A constructor that failed because the build lacks
+// what the engine needs (an error wrapping errors.ErrUnsupported, which is
+// what the pkcs11 and tpm engines answer in a build without cgo) skips t;
+// any other failure fails it.
+func Opened[E io.Closer](t testing.TB, e E, err error) E {
+	t.Helper()
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }

@@ -10,18 +10,19 @@
 // # Three shapes of device
 //
 // In-process work (the software engine). Op.Work runs on a pool of worker
-// goroutines, or, when the request sets offload.Call.Inline and a slot is
-// free at once, on the caller's goroutine before Submit returns: no job, no
-// promise, no hand-off, and a context that ends while the work runs still
-// decides the outcome (see Submit). Config.Workers sets the pool's size.
+// goroutines, or, when the request sets offload.Call.Inline (its caller
+// waits for the result at once), on the caller's goroutine, once it has a
+// slot, before Submit returns: no job, no promise, no hand-off, and a
+// context that ends while the work runs still decides the outcome (see
+// Submit). Config.Workers sets the pool's size.
 //
 // Workers that own device state (a PKCS #11 session per worker, a TPM's one
 // transport). Config.States gives the device states, one worker goroutine
 // per state, and Op.Work receives the state it runs on. A state is held by
 // one goroutine at a time, from a pool: a worker takes one for each request
 // it runs and puts it back when the work is done, and a request with
-// Call.Inline takes one at once, when one is free and so is a slot, and runs
-// on the caller's goroutine, as in-process work does (no hand-off; see
+// Call.Inline that has its slot takes one, when one is free at once, and
+// runs on the caller's goroutine, as in-process work does (no hand-off; see
 // Submit). Either way at most len(States) goroutines are inside device calls
 // at once, so callers that wait for a state or a slot are parked goroutines,
 // not OS threads. Config.Device may ready a state
@@ -409,10 +410,11 @@ type Op[S, T any] struct {
 }
 
 // Submit admits o and returns its future. Work with Call.Inline set runs
-// on the calling goroutine before Submit returns when a slot is free at
-// once, and, for workers that own device state, a state too (readied,
-// gated and recovered exactly as on a worker); other work is queued for a
-// worker; a Start is called on the calling goroutine.
+// on the calling goroutine before Submit returns, once it has a slot (at
+// once, or after waiting for one in turn) and, for workers that own device
+// state, a state that is free at once (readied, gated and recovered exactly
+// as on a worker); other work is queued for a worker; a Start is called on
+// the calling goroutine.
 //
 // Inline work is not interrupted when ctx ends, but its result does not
 // outlive the context: when ctx has ended by the time the work returns,
@@ -437,11 +439,15 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 	// in the caller's memory (CipherRequest.Out), which must not be
 	// touched once the caller has been given up on.
 	inline := o.Call.Inline && o.Work != nil && !out.held()
-	admitted := false
-	if inline && x.limit.TryAcquire() {
+	if err := x.admit(ctx, o.Call.NoWait); err != nil {
+		return failOp(x, o, err)
+	}
+	if inline {
 		// The common blocking call: no job, no promise, no hand-off, no
-		// lock. The slot is what Close waits for: it is held before closed
-		// is read, and Close sets closed before it waits for every slot.
+		// lock, whether the slot was free at once or came after a wait
+		// (the caller waits for the result either way). The slot is what
+		// Close waits for: it is held before closed is read, and Close
+		// sets closed before it waits for every slot.
 		if x.closed.Load() {
 			x.limit.Release()
 			return failOp(x, o, offload.ErrClosed)
@@ -452,15 +458,6 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		// Every state is held (a worker has freed its slot and not yet
 		// given its state back, or there are more slots than states): the
 		// request keeps its slot and goes to a worker.
-		admitted = true
-	}
-	if inline && o.Call.NoWait && !admitted {
-		return failOp(x, o, offload.ErrBusy)
-	}
-	if !admitted {
-		if err := x.admit(ctx, o.Call.NoWait); err != nil {
-			return failOp(x, o, err)
-		}
 	}
 
 	x.mu.RLock()

@@ -167,6 +167,9 @@ type Config[S any] struct {
 // An Executor runs an engine's requests. Its methods are safe for
 // concurrent use.
 type Executor[S any] struct {
+	// Read by every request and written only by New, and closed once by
+	// Close: kept off the cache lines that requests write (stats, mu), so
+	// that callers on different CPUs do not take them from each other.
 	name     string
 	limit    *offload.Limiter
 	inj      Injector
@@ -176,12 +179,13 @@ type Executor[S any] struct {
 	jobs     chan task[S]
 	// states holds the device states no goroutine holds now (shape b); nil
 	// when every worker keeps its own zero state (in-process work).
-	states  chan S
-	stats   offload.Stats
-	retried atomic.Uint64
-
+	states chan S
 	closed atomic.Bool
-	_      [63]byte // the hot path reads closed: keep writes to mu off its cache line
+	_      [64]byte
+
+	stats   offload.Stats
+	_       [64]byte
+	retried atomic.Uint64
 
 	mu      sync.RWMutex  // held for reading while a queued submission registers; for writing by Close
 	closing chan struct{} // closed by Close: pinned workers stop waiting for steps

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -95,9 +96,9 @@ func TestInlineCalls(t *testing.T) {
 	}
 }
 
-// A blocking request that finds every session held by a pinned hash session
-// waits for it and runs on a worker; it does not enter the module beside
-// the pinned session.
+// A blocking request never takes a session pinned by a hash session: with
+// the only session pinned, NoWait fails with ErrBusy, and a request that
+// waits signs once the hash session is over.
 func TestInlineWaitsForPinnedSession(t *testing.T) {
 	e := openEngine(t, 1)
 	k, err := e.FindKey(context.Background(), "pkcs11:object=ec256")
@@ -113,8 +114,12 @@ func TestInlineWaitsForPinnedSession(t *testing.T) {
 	if _, err := f.Poll(); !errors.Is(err, offload.ErrBusy) {
 		t.Fatalf("inline NoWait sign while the only session is pinned: %v, want ErrBusy", err)
 	}
+	signed := make(chan *offload.Future[[]byte], 1)
+	go func() {
+		signed <- e.Sign(context.Background(), &offload.SignRequest{Call: offload.Call{Inline: true}, Key: k, Digest: digest, Opts: crypto.SHA256})
+	}()
 	hs.Close()
-	sig, err := wait(t, e.Sign(context.Background(), &offload.SignRequest{Call: offload.Call{Inline: true}, Key: k, Digest: digest, Opts: crypto.SHA256}))
+	sig, err := wait(t, testwait.Recv(t, signed, "the waiting sign"))
 	if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), digest, sig) {
 		t.Fatalf("sign after the hash session: %v", err)
 	}

@@ -218,8 +218,7 @@ func TestInlineOnDeviceState(t *testing.T) {
 			var released atomic.Int32
 			done := make(chan *offload.Future[int], 1)
 			go func() {
-				defer close(caller)
-				done <- Submit(x, ctx, Op[*session, int]{Kind: offload.OpSign, Repeat: true,
+				f := Submit(x, ctx, Op[*session, int]{Kind: offload.OpSign, Repeat: true,
 					Call: offload.Call{Inline: true, NoWait: tc.noWait},
 					Work: func(s *session) (int, error) {
 						n := runs.Add(1)
@@ -239,6 +238,10 @@ func TestInlineOnDeviceState(t *testing.T) {
 					Detach:  func() { detached.Store(true) },
 					Release: func(int) { released.Add(1) },
 				})
+				// Closed before the future is handed over: queued work,
+				// which runs only after that, sees it closed.
+				close(caller)
+				done <- f
 			}()
 			f := testwait.Recv(t, done, "Submit")
 			if tc.hold != "" {

@@ -32,9 +32,8 @@
 // a bounded payload per request (Info.MaxInline). Admission waits, honouring
 // the context, while the engine is full; a request that sets Call.NoWait
 // fails at once with ErrBusy instead. Blocking adapters set Call.Inline, which
-// lets an engine do the work on the caller's goroutine once the request has
-// its slot (and, for a device, a free session), saving the hand-off to a
-// parked worker.
+// lets an engine do the work on the caller's goroutine when a slot (and, for
+// a device, a session) is free, saving the hand-off to a parked worker.
 //
 // # Errors
 //

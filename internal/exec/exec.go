@@ -11,8 +11,8 @@
 //
 // In-process work (the software engine). Op.Work runs on a pool of worker
 // goroutines, or, when the request sets offload.Call.Inline (its caller
-// waits for the result at once), on the caller's goroutine, once it has a
-// slot, before Submit returns: no job, no promise, no hand-off, and a
+// waits for the result at once) and a slot is free at once, on the caller's
+// goroutine before Submit returns: no job, no promise, no hand-off, and a
 // context that ends while the work runs still decides the outcome (see
 // Submit). Config.Workers sets the pool's size.
 //
@@ -21,7 +21,7 @@
 // per state, and Op.Work receives the state it runs on. A state is held by
 // one goroutine at a time, from a pool: a worker takes one for each request
 // it runs and puts it back when the work is done, and a request with
-// Call.Inline that has its slot takes one, when one is free at once, and
+// Call.Inline that finds a slot and a state free at once takes them and
 // runs on the caller's goroutine, as in-process work does (no hand-off; see
 // Submit). Either way at most len(States) goroutines are inside device calls
 // at once, so callers that wait for a state or a slot are parked goroutines,
@@ -414,11 +414,10 @@ type Op[S, T any] struct {
 }
 
 // Submit admits o and returns its future. Work with Call.Inline set runs
-// on the calling goroutine before Submit returns, once it has a slot (at
-// once, or after waiting for one in turn) and, for workers that own device
-// state, a state that is free at once (readied, gated and recovered exactly
-// as on a worker); other work is queued for a worker; a Start is called on
-// the calling goroutine.
+// on the calling goroutine before Submit returns when a slot is free at
+// once, and, for workers that own device state, a state too (readied,
+// gated and recovered exactly as on a worker); other work is queued for a
+// worker; a Start is called on the calling goroutine.
 //
 // Inline work is not interrupted when ctx ends, but its result does not
 // outlive the context: when ctx has ended by the time the work returns,
@@ -443,15 +442,11 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 	// in the caller's memory (CipherRequest.Out), which must not be
 	// touched once the caller has been given up on.
 	inline := o.Call.Inline && o.Work != nil && !out.held()
-	if err := x.admit(ctx, o.Call.NoWait); err != nil {
-		return failOp(x, o, err)
-	}
-	if inline {
+	admitted := false
+	if inline && x.limit.TryAcquire() {
 		// The common blocking call: no job, no promise, no hand-off, no
-		// lock, whether the slot was free at once or came after a wait
-		// (the caller waits for the result either way). The slot is what
-		// Close waits for: it is held before closed is read, and Close
-		// sets closed before it waits for every slot.
+		// lock. The slot is what Close waits for: it is held before closed
+		// is read, and Close sets closed before it waits for every slot.
 		if x.closed.Load() {
 			x.limit.Release()
 			return failOp(x, o, offload.ErrClosed)
@@ -462,6 +457,17 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		// Every state is held (a worker has freed its slot and not yet
 		// given its state back, or there are more slots than states): the
 		// request keeps its slot and goes to a worker.
+		admitted = true
+	}
+	// A request that must wait for its slot goes to a worker even when its
+	// caller waits: with callers queueing, device calls then stay on the
+	// few worker goroutines (and threads) instead of moving from caller to
+	// caller, which on SoftHSM2 costs more CPU per signature than the
+	// hand-off saves.
+	if !admitted {
+		if err := x.admit(ctx, o.Call.NoWait); err != nil {
+			return failOp(x, o, err)
+		}
 	}
 
 	x.mu.RLock()

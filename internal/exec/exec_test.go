@@ -212,31 +212,24 @@ func TestSubmitWorker(t *testing.T) {
 	}
 }
 
-// A blocking request that finds every slot taken waits for one in turn and
-// then runs on its caller's goroutine: its future is resolved when Submit
-// returns.
-func TestSubmitInlineFullWaitsForSlot(t *testing.T) {
+// A blocking request that finds every slot taken waits for one in turn (and
+// then goes to a worker, like any request that waited).
+func TestSubmitInlineFullGoesToWorker(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()
 	f1 := Submit(p, context.Background(), b.op(1))
 	b.wait(t)
 	caller := make(chan *offload.Future[int])
-	var detached atomic.Bool
 	go func() {
 		caller <- Submit(p, context.Background(), Op[struct{}, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
-			Work:   func(struct{}) (int, error) { return 2, nil },
-			Detach: func() { detached.Store(true) }})
+			Work: func(struct{}) (int, error) { return 2, nil }})
 	}()
 	close(b.release)
 	f2 := testwait.Recv(t, caller, "the inline caller")
-	if v, err := f2.Poll(); v != 2 || err != nil {
-		t.Fatalf("Poll when Submit returned: %v, %v; want the result", v, err)
-	}
-	if detached.Load() {
-		t.Fatal("Detach called for work run on the caller's goroutine")
-	}
-	if v, err := testwait.Wait(t, f1, "f1"); v != 1 || err != nil {
-		t.Fatalf("the first request: %v, %v", v, err)
+	for i, f := range []*offload.Future[int]{f1, f2} {
+		if v, err := testwait.Wait(t, f, "f"); v != i+1 || err != nil {
+			t.Fatalf("future %d: %v, %v", i, v, err)
+		}
 	}
 }
 

@@ -18,11 +18,13 @@
 // module at once, whatever the number of callers: ten thousand waiting
 // callers cost ten thousand parked goroutines, not ten thousand OS threads.
 // A request is queued for a worker, except a blocking one (Call.Inline, as
-// the signer and cipher adapters send): when an in-flight slot and a
-// session are both free at once it takes the session and makes its calls
-// on the caller's goroutine, which saves the hand-off to a worker (about a
-// third of an ECDSA P-256 signature on SoftHSM2), and gives the session
-// back before it returns. Such a call is readied, gated, recovered and
+// the signer and cipher adapters send) that finds an in-flight slot and a
+// session both free at once: it takes the session and makes its calls on
+// the caller's goroutine, which saves the hand-off to a worker (about a
+// third of an ECDSA P-256 signature on SoftHSM2 with one caller), and
+// gives the session back before it returns. Callers that must wait for a
+// slot go to the workers, which keeps the module's calls on a few threads
+// while callers queue. Such a call is readied, gated, recovered and
 // retried exactly as on a worker; it is not interrupted when its context
 // ends, and then fails with the context's error when the token answers (see
 // offload.Engine), its result dropped. Admission is first come, first served

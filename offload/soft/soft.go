@@ -12,8 +12,8 @@
 // # Execution
 //
 // Operations run on a pool of worker goroutines, or, when a request sets
-// offload.Call.Inline, on the caller's goroutine once it has a slot (at once,
-// or after waiting for one in turn), before the operation method returns. Admission, the in-flight limit,
+// offload.Call.Inline and a slot is free, on the caller's goroutine before
+// the operation method returns. Admission, the in-flight limit,
 // cancellation, statistics and Close come from the executor every engine
 // shares.
 //

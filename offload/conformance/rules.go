@@ -85,12 +85,21 @@ func (s *suite) gcmShort(t *testing.T) {
 // ended before they were made.
 func (s *suite) inlineContextEnds(t *testing.T) {
 	w := s.slowWork(t)
-	start := time.Now()
-	if v, ok := wait(t, s, w.submit(context.Background(), 0)); ok && !w.check(0, v) {
-		t.Fatalf("%s: a result that does not check out", w.name)
+	// The work's time is the fastest of a few runs: the first is often
+	// slowed by a cold cache or a busy machine, and a deadline taken from
+	// it could outlast the work.
+	var fastest time.Duration
+	for i := range 5 {
+		start := time.Now()
+		if v, ok := wait(t, s, w.submit(context.Background(), 0)); ok && !w.check(0, v) {
+			t.Fatalf("%s: a result that does not check out", w.name)
+		}
+		if d := time.Since(start); i == 0 || d < fastest {
+			fastest = d
+		}
 	}
-	deadline := max(time.Since(start)/10, time.Microsecond)
-	const tries = 50
+	deadline := max(fastest/10, time.Microsecond)
+	const tries = 200
 	hits := 0
 	for i := 1; i <= tries && hits == 0; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)

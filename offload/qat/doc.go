@@ -34,6 +34,12 @@
 // Config.PollInterval while something is, and at once when the outstanding
 // requests reach Config.PollThreshold.
 //
+// With Config.Batch above 1, AES-GCM requests are gathered per instance and
+// submitted several in one device call, as CPA's data plane enqueues
+// requests and rings the doorbell once: a batch goes when it is full or
+// when its first request has waited Config.BatchWait. Batching trades a
+// little latency for fewer device calls; bench/ measures both.
+//
 // Above the device, in the shared encoders: EMSA-PKCS1-v1_5 and EMSA-PSS
 // encoding, constant-time OAEP and PKCS #1 v1.5 unpadding, ECDSA digest
 // truncation, hedged RFC 6979 nonces (a new nonce when the multiplication

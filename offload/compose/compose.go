@@ -229,25 +229,37 @@ func (e *Engine) keys(k *offload.Key) (pair, error) {
 }
 
 // request is one request's routing: its kind, its key's halves, whether
-// it is symmetric work under the threshold, and how to send it.
-type request[T any] struct {
+// it is symmetric work under the threshold, a copy of the caller's request
+// (R: offload.SignRequest, CipherRequest, ...) and how to send it. It is a
+// value: only a request that waits for the first engine moves to the heap.
+type request[R, T any] struct {
 	e     *Engine
 	ctx   context.Context
 	op    offload.Op
 	keyed bool // the request names a key
 	p     pair
 	small bool
-	// send sends the request to eng with key (nil for keyless requests);
-	// async says it is sent from another engine's goroutine, where the
-	// caller's Call.Inline and Out no longer hold.
-	send func(eng offload.Engine, key *offload.Key, async bool) *offload.Future[T]
+	req   R
+	// send sends req to eng with key (nil for keyless requests); async
+	// says it is sent from another engine's goroutine, where the caller's
+	// Call.Inline and Out no longer hold. It is a plain function, so that
+	// routing a request allocates no closure.
+	send func(ctx context.Context, eng offload.Engine, req R, key *offload.Key, async bool) *offload.Future[T]
 }
 
-func (r *request[T]) onFirst() bool  { return !r.keyed || r.p.first != nil }
-func (r *request[T]) onSecond() bool { return !r.keyed || r.p.second != nil }
+func (r *request[R, T]) onFirst() bool  { return !r.keyed || r.p.first != nil }
+func (r *request[R, T]) onSecond() bool { return !r.keyed || r.p.second != nil }
+
+func (r *request[R, T]) toFirst(async bool) *offload.Future[T] {
+	return r.send(r.ctx, r.e.first, r.req, r.p.first, async)
+}
+
+func (r *request[R, T]) toSecond(async bool) *offload.Future[T] {
+	return r.send(r.ctx, r.e.second, r.req, r.p.second, async)
+}
 
 // run routes the request and returns its future.
-func run[T any](r *request[T]) *offload.Future[T] {
+func run[R, T any](r request[R, T]) *offload.Future[T] {
 	e := r.e
 	if e.closed.Load() {
 		return offload.Failed[T](offload.Wrap(e.info.Name, r.op, offload.ErrClosed))
@@ -259,31 +271,33 @@ func run[T any](r *request[T]) *offload.Future[T] {
 		if r.onFirst() {
 			why = Small
 		}
-		return r.finish(start, route, why, nil, r.send(e.second, r.p.second, false))
+		return finish(e, r.op, start, route, why, nil, r.toSecond(false))
 	}
-	f := r.send(e.first, r.p.first, false)
+	f := r.toFirst(false)
 	if _, err := f.Poll(); err != offload.ErrNotReady {
 		if why, ok := r.reroute(err); ok {
-			return r.finish(start, route, why, err, r.send(e.second, r.p.second, false))
+			return finish(e, r.op, start, route, why, err, r.toSecond(false))
 		}
-		return r.finish(start, route, First, nil, f)
+		return finish(e, r.op, start, route, First, nil, f)
 	}
 	// The first engine is working: its answer decides, on its goroutine.
+	ar := new(request[R, T])
+	*ar = r
 	pr := offload.NewPromise[T]()
 	f.OnResolve(func() {
 		v, err := f.Poll()
-		why, ok := r.reroute(err)
+		why, ok := ar.reroute(err)
 		if !ok {
-			r.note(route, First, nil)
-			e.stats.Finish(r.op, start, err)
+			e.note(route, First, nil)
+			e.stats.Finish(ar.op, start, err)
 			pr.Resolve(v, err)
 			return
 		}
-		g := r.send(e.second, r.p.second, true)
-		r.note(route, why, err)
+		g := ar.toSecond(true)
+		e.note(route, why, err)
 		g.OnResolve(func() {
 			v, err := g.Poll()
-			e.stats.Finish(r.op, start, err)
+			e.stats.Finish(ar.op, start, err)
 			pr.Resolve(v, err)
 		})
 	})
@@ -292,7 +306,7 @@ func run[T any](r *request[T]) *offload.Future[T] {
 
 // reroute says whether a request the first engine answered with err goes
 // to the second, and why; a fallback is counted here.
-func (r *request[T]) reroute(err error) (Reason, bool) {
+func (r *request[R, T]) reroute(err error) (Reason, bool) {
 	switch {
 	case err == nil || !r.onSecond() || r.ctx.Err() != nil:
 		return 0, false
@@ -305,21 +319,26 @@ func (r *request[T]) reroute(err error) (Reason, bool) {
 	return 0, false
 }
 
-// finish records where a request went and counts it when f resolves.
-func (r *request[T]) finish(start time.Time, route *Route, why Reason, firstErr error, f *offload.Future[T]) *offload.Future[T] {
-	r.note(route, why, firstErr)
-	f.OnResolve(func() { r.e.stats.Finish(r.op, start, f.Err()) })
+// finish records where a request went and counts it once f resolves.
+func finish[T any](e *Engine, op offload.Op, start time.Time, route *Route, why Reason, firstErr error, f *offload.Future[T]) *offload.Future[T] {
+	e.note(route, why, firstErr)
+	if err := f.Err(); err != offload.ErrNotReady {
+		e.stats.Finish(op, start, err)
+		return f
+	}
+	f.OnResolve(func() { e.stats.Finish(op, start, f.Err()) })
 	return f
 }
 
-func (r *request[T]) note(route *Route, why Reason, firstErr error) {
+// note fills in the caller's Route, if it asked for one.
+func (e *Engine) note(route *Route, why Reason, firstErr error) {
 	if route == nil {
 		return
 	}
 	route.Reason, route.FirstErr = why, firstErr
-	route.Engine = r.e.second
+	route.Engine = e.second
 	if why == First {
-		route.Engine = r.e.first
+		route.Engine = e.first
 	}
 }
 
@@ -329,12 +348,13 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 	if req == nil {
 		return offload.Failed[[]byte](offload.Errorf(e.info.Name, offload.OpSign, "%w: nil request", offload.ErrInvalid))
 	}
-	return keyed(e, ctx, offload.OpSign, req.Key, false, func(eng offload.Engine, key *offload.Key, async bool) *offload.Future[[]byte] {
-		r := *req
-		r.Key = key
-		r.Inline = r.Inline && !async
-		return eng.Sign(ctx, &r)
-	})
+	return keyed(e, ctx, offload.OpSign, req.Key, false, *req, sendSign)
+}
+
+func sendSign(ctx context.Context, eng offload.Engine, r offload.SignRequest, key *offload.Key, async bool) *offload.Future[[]byte] {
+	r.Key = key
+	r.Inline = r.Inline && !async
+	return eng.Sign(ctx, &r)
 }
 
 // Decrypt decrypts on the first engine, or on the second where the key or
@@ -343,12 +363,13 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 	if req == nil {
 		return offload.Failed[[]byte](offload.Errorf(e.info.Name, offload.OpDecrypt, "%w: nil request", offload.ErrInvalid))
 	}
-	return keyed(e, ctx, offload.OpDecrypt, req.Key, false, func(eng offload.Engine, key *offload.Key, async bool) *offload.Future[[]byte] {
-		r := *req
-		r.Key = key
-		r.Inline = r.Inline && !async
-		return eng.Decrypt(ctx, &r)
-	})
+	return keyed(e, ctx, offload.OpDecrypt, req.Key, false, *req, sendDecrypt)
+}
+
+func sendDecrypt(ctx context.Context, eng offload.Engine, r offload.DecryptRequest, key *offload.Key, async bool) *offload.Future[[]byte] {
+	r.Key = key
+	r.Inline = r.Inline && !async
+	return eng.Decrypt(ctx, &r)
 }
 
 // Cipher sends Input shorter than the threshold to the second engine and
@@ -359,14 +380,15 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	if req == nil {
 		return offload.Failed[[]byte](offload.Errorf(e.info.Name, offload.OpCipher, "%w: nil request", offload.ErrInvalid))
 	}
-	return keyed(e, ctx, offload.OpCipher, req.Key, len(req.Input) < e.opt.Threshold, func(eng offload.Engine, key *offload.Key, async bool) *offload.Future[[]byte] {
-		r := *req
-		r.Key = key
-		if async {
-			r.Inline, r.Out = false, nil
-		}
-		return eng.Cipher(ctx, &r)
-	})
+	return keyed(e, ctx, offload.OpCipher, req.Key, len(req.Input) < e.opt.Threshold, *req, sendCipher)
+}
+
+func sendCipher(ctx context.Context, eng offload.Engine, r offload.CipherRequest, key *offload.Key, async bool) *offload.Future[[]byte] {
+	r.Key = key
+	if async {
+		r.Inline, r.Out = false, nil
+	}
+	return eng.Cipher(ctx, &r)
 }
 
 // Hash sends Data shorter than the threshold to the second engine and the
@@ -376,12 +398,13 @@ func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Fu
 	if req == nil {
 		return offload.Failed[offload.HashResult](offload.Errorf(e.info.Name, offload.OpHash, "%w: nil request", offload.ErrInvalid))
 	}
-	return run(&request[offload.HashResult]{e: e, ctx: ctx, op: offload.OpHash, small: len(req.Data) < e.opt.Threshold,
-		send: func(eng offload.Engine, _ *offload.Key, async bool) *offload.Future[offload.HashResult] {
-			r := *req
-			r.Inline = r.Inline && !async
-			return eng.Hash(ctx, &r)
-		}})
+	return run(request[offload.HashRequest, offload.HashResult]{e: e, ctx: ctx, op: offload.OpHash,
+		small: len(req.Data) < e.opt.Threshold, req: *req, send: sendHash})
+}
+
+func sendHash(ctx context.Context, eng offload.Engine, r offload.HashRequest, _ *offload.Key, async bool) *offload.Future[offload.HashResult] {
+	r.Inline = r.Inline && !async
+	return eng.Hash(ctx, &r)
 }
 
 // Random asks the first engine, and the second when the first has no
@@ -398,16 +421,17 @@ func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offloa
 	case empty:
 		return offload.Resolved([]byte{}, nil)
 	}
-	return run(&request[[]byte]{e: e, ctx: ctx, op: offload.OpRandom,
-		send: func(eng offload.Engine, _ *offload.Key, async bool) *offload.Future[[]byte] {
-			r := *req
-			r.Inline = r.Inline && !async
-			return eng.Random(ctx, &r)
-		}})
+	return run(request[offload.RandomRequest, []byte]{e: e, ctx: ctx, op: offload.OpRandom, req: *req, send: sendRandom})
+}
+
+func sendRandom(ctx context.Context, eng offload.Engine, r offload.RandomRequest, _ *offload.Key, async bool) *offload.Future[[]byte] {
+	r.Inline = r.Inline && !async
+	return eng.Random(ctx, &r)
 }
 
 // keyed routes a request that names key.
-func keyed(e *Engine, ctx context.Context, op offload.Op, key *offload.Key, small bool, send func(offload.Engine, *offload.Key, bool) *offload.Future[[]byte]) *offload.Future[[]byte] {
+func keyed[R any](e *Engine, ctx context.Context, op offload.Op, key *offload.Key, small bool, req R,
+	send func(context.Context, offload.Engine, R, *offload.Key, bool) *offload.Future[[]byte]) *offload.Future[[]byte] {
 	p, err := e.keys(key)
 	switch {
 	case e.closed.Load():
@@ -418,7 +442,7 @@ func keyed(e *Engine, ctx context.Context, op offload.Op, key *offload.Key, smal
 	if err != nil {
 		return offload.Failed[[]byte](offload.Wrap(e.info.Name, op, err))
 	}
-	return run(&request[[]byte]{e: e, ctx: ctx, op: op, keyed: true, p: p, small: small, send: send})
+	return run(request[R, []byte]{e: e, ctx: ctx, op: op, keyed: true, p: p, small: small, req: req, send: send})
 }
 
 // importer, generator and sessioner carry the optional methods; New

@@ -55,7 +55,6 @@ type Engine struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // New composes first and second (see the package documentation). Closing
@@ -156,16 +155,12 @@ func (e *Engine) Stats() offload.Snapshot { return e.stats.Snapshot() }
 // the second. Every call after Close fails with offload.ErrClosed; calls
 // after the first Close return nil.
 func (e *Engine) Close() error {
-	first := false
+	var err error
 	e.closeOnce.Do(func() {
-		first = true
 		e.closed.Store(true)
-		e.closeErr = errors.Join(e.first.Close(), e.second.Close())
+		err = errors.Join(e.first.Close(), e.second.Close())
 	})
-	if first {
-		return e.closeErr
-	}
-	return nil
+	return err
 }
 
 // Reason says why a request went where it went.

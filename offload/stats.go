@@ -73,7 +73,7 @@ func (c *opCounters) shard() *statShard {
 }
 
 // Start records that an operation of kind op was admitted and returns the
-// time to hand to Finish.
+// time to hand to Finish: a monotonic reading, not meant for display.
 func (s *Stats) Start(op Op) time.Time {
 	c := &s.ops[op]
 	c.shard().submitted.Add(1)
@@ -84,8 +84,18 @@ func (s *Stats) Start(op Op) time.Time {
 			break
 		}
 	}
-	return time.Now()
+	return now()
 }
+
+// epoch is the reading now counts from.
+var epoch = time.Now()
+
+// now returns the monotonic time as a time.Time for Finish, with one
+// reading of the monotonic clock: time.Now reads the wall clock too, which
+// costs as much again (about 50 to 90 ns each on a loaded virtual machine)
+// and which a latency does not need. Its wall-clock part drifts from the
+// real one when the system clock is set; only its monotonic part is used.
+func now() time.Time { return epoch.Add(time.Since(epoch)) }
 
 // Finish records the end of an operation begun at start. An error counts as
 // a failure and its latency is not recorded.

@@ -52,6 +52,11 @@
 // not claimed (qatlib has no random number generator); Info says so. Keys
 // are imported or generated in host memory.
 //
+// A card pays a round trip per request, which small symmetric requests do
+// not repay: offload/compose puts the engine beside a software engine, with
+// work under a size threshold (and what the card cannot do) kept in
+// software, and an opt-in fallback when the card fails.
+//
 // # Errors
 //
 // Device statuses are Status values in the error chain: a device that is

@@ -29,11 +29,10 @@ func runCipher(w io.Writer, cfg config) error {
 	if err != nil {
 		return err
 	}
-	ours, err := ocipher.NewGCM(key)
+	sealer, err := ocipher.NewGCM(key)
 	if err != nil {
 		return err
 	}
-	sealer := ours.(*ocipher.GCM)
 	blk, err := aes.NewCipher(raw)
 	if err != nil {
 		return err

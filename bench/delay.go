@@ -36,6 +36,7 @@ func runDelay(w io.Writer, cfg config) error {
 			return err
 		}
 		results = append(results, r)
+		cfg.charts.addDelay(r)
 	}
 
 	fmt.Fprintf(w, "### Delayed engine: TLS 1.3 handshakes with %v added to every signature (ECDSA P-256 in soft)\n", cfg.delay)

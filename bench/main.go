@@ -35,6 +35,13 @@
 //	cd bench && go run . -suite delay -delay 1s
 //	cd bench && go run . -suite pkcs11
 //	cd bench && go run . -suite qat
+//	cd bench && go run . -suite sign,delay -sign-callers 1,2,4,8 -chart ../docs/charts
+//
+// With -chart DIR the run also writes SVG charts into DIR: for each engine
+// measured (the sign suite's soft, the pkcs11 suite's SoftHSM2), ops/s
+// against callers, one panel per operation, with the references measured in
+// the same run beside offcrypt; and, for the delay suite, the time of every
+// handshake, async against stacked.
 //
 // Each cell runs for -time; the sides alternate -reps times and the median
 // of each is reported, so drift on a shared machine hits every side alike.
@@ -45,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -68,13 +76,14 @@ var suites = []struct {
 	{"tls", runTLS},
 	{"delay", runDelay},
 	{"pkcs11", runPKCS11},
+	{"tpm", runTPM},
 	{"qat", runQAT},
 }
 
 func main() {
 	cfg := defaultConfig()
-	var suiteList, callers string
-	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11, qat")
+	var suiteList, callers, signCallers, chartDir string
+	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11, tpm, qat")
 	flag.DurationVar(&cfg.dur, "time", cfg.dur, "how long each measurement runs")
 	flag.IntVar(&cfg.reps, "reps", cfg.reps, "how many times each set of measurements alternates")
 	flag.StringVar(&cfg.only, "only", "", "sign suite: run only algorithms whose name contains this")
@@ -83,6 +92,8 @@ func main() {
 	flag.IntVar(&cfg.stackedN, "stacked-n", cfg.stackedN, "delay suite: handshakes in the stacked run (about stacked-n × delay); 0 skips it")
 	flag.IntVar(&cfg.sessions, "sessions", cfg.sessions, "pkcs11 suite: sessions on each side (the engine's MaxInFlight)")
 	flag.StringVar(&callers, "callers", "1,8,64", "pkcs11 suite: comma-separated numbers of concurrent callers")
+	flag.StringVar(&signCallers, "sign-callers", "", "sign suite: comma-separated numbers of concurrent callers (default 1 and GOMAXPROCS)")
+	flag.StringVar(&chartDir, "chart", "", "also write SVG charts of the results into this directory")
 	flag.IntVar(&cfg.threadCallers, "thread-callers", cfg.threadCallers, "pkcs11 suite: concurrent callers in the OS thread measurement; 0 skips it")
 	flag.StringVar(&cfg.threadChild, "threads-child", "", "internal: run one side's thread measurement in this process and print it")
 	flag.Parse()
@@ -98,8 +109,21 @@ func main() {
 	if cfg.suites, err = parseSuites(suiteList); err == nil {
 		cfg.callers, err = parseInts(callers)
 	}
+	if err == nil && signCallers != "" {
+		cfg.signCallers, err = parseInts(signCallers)
+	}
+	if err == nil && chartDir != "" {
+		cfg.charts = new(charts)
+	}
 	if err == nil {
 		err = run(os.Stdout, cfg)
+	}
+	if err == nil && cfg.charts != nil {
+		var files []string
+		files, err = cfg.charts.write(chartDir)
+		for _, f := range files {
+			fmt.Fprintf(os.Stderr, "bench: wrote %s\n", filepath.Join(chartDir, f))
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -116,6 +140,9 @@ type config struct {
 	delay    time.Duration // delay suite
 	n        int
 	stackedN int
+
+	signCallers []int   // sign suite: callers per row; nil means 1 and GOMAXPROCS
+	charts      *charts // nil unless -chart
 
 	sessions      int   // pkcs11 suite
 	callers       []int // pkcs11 suite: callers per row
@@ -145,7 +172,7 @@ func parseSuites(s string) ([]string, error) {
 			continue
 		}
 		if !knownSuite(name) {
-			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11)", name)
+			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11, tpm, qat)", name)
 		}
 		out = append(out, name)
 	}
@@ -207,12 +234,19 @@ func runSign(w io.Writer, cfg config) error {
 		if cfg.only != "" && !strings.Contains(c.name, cfg.only) {
 			continue
 		}
-		for _, callers := range []int{1, runtime.GOMAXPROCS(0)} {
+		callerList := cfg.signCallers
+		if len(callerList) == 0 {
+			callerList = []int{1, runtime.GOMAXPROCS(0)}
+		}
+		for _, callers := range callerList {
 			d, o, err := compare(c.direct, c.offcrypt, callers, cfg)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.3f |\n", c.name, callers, d, o, o/d)
+			const title = "Signatures: signer/ over the soft engine against the standard library (or circl) direct"
+			cfg.charts.addRate("soft", title, c.name, "direct", true, callers, d)
+			cfg.charts.addRate("soft", title, c.name, "offcrypt", false, callers, o)
 		}
 	}
 	return nil

@@ -28,13 +28,14 @@ import (
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 
+	"github.com/offcrypt/offcrypt/internal/softhsm"
 	op11 "github.com/offcrypt/offcrypt/offload/pkcs11"
 	"github.com/offcrypt/offcrypt/signer"
 )
 
 // The SoftHSM2 token the pkcs11 suite makes for itself.
 const (
-	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+	softhsmModule = softhsm.Module
 	p11Token      = "offcrypt-bench"
 	p11PIN        = "1234"
 )
@@ -70,10 +71,11 @@ func p11Keys() []p11Key {
 // token and makes an ECDSA P-256 and an RSA-2048 key on it with pkcs11-tool,
 // so every side signs with the same token objects.
 func setupSoftHSM() (cleanup func(), err error) {
-	util, err1 := exec.LookPath("softhsm2-util")
-	tool, err2 := exec.LookPath("pkcs11-tool")
-	_, err3 := os.Stat(softhsmModule)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	tool, err := exec.LookPath("pkcs11-tool")
+	if why := softhsm.Missing(); why != "" {
+		err = errors.Join(errors.New(why), err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoHSM, err)
 	}
 	dir, err := os.MkdirTemp("", "offcrypt-bench-softhsm-")
@@ -82,13 +84,8 @@ func setupSoftHSM() (cleanup func(), err error) {
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	fail := func(err error) (func(), error) { cleanup(); return nil, err }
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		return fail(err)
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+	conf, err := softhsm.Setup(dir, softhsm.Token{Label: p11Token, PIN: p11PIN})
+	if err != nil {
 		return fail(err)
 	}
 	os.Setenv("SOFTHSM2_CONF", conf)
@@ -98,9 +95,6 @@ func setupSoftHSM() (cleanup func(), err error) {
 			return fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
 		}
 		return nil
-	}
-	if err := run(util, "--init-token", "--free", "--label", p11Token, "--so-pin", "12345678", "--pin", p11PIN); err != nil {
-		return fail(err)
 	}
 	p11 := func(args ...string) error {
 		return run(tool, append([]string{"--module", softhsmModule, "--token-label", p11Token, "--login", "--pin", p11PIN}, args...)...)
@@ -455,6 +449,11 @@ func pkcs11Throughput(w io.Writer, cfg config) error {
 			m, own := r.m, r.m[3]
 			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n",
 				k.name, r.callers, ceil, m[0].rate, m[1].rate, m[2].rate, m[1].rate/m[0].rate, m[1].rate/m[2].rate, m[2].rate/m[0].rate, m[1].rate/ceil)
+			title := fmt.Sprintf("PKCS#11 signatures on SoftHSM2, %d sessions each side", s)
+			for i, side := range []string{"raw", "offcrypt", "crypto11"} {
+				cfg.charts.addRate("pkcs11", title, k.name, side, side != "offcrypt", r.callers, m[i].rate)
+			}
+			cfg.charts.addRate("pkcs11", title, k.name, "ceiling", true, r.callers, ceil)
 			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |",
 				k.name, r.callers, own.rate, cpuMicros(own), cpuMicros(m[0]), cpuMicros(m[1]), cpuMicros(m[2]),
 				coresUsed(own), coresUsed(m[0]), coresUsed(m[1]), coresUsed(m[2])))

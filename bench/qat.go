@@ -155,11 +155,10 @@ func gcmSealer(eng offload.Engine, raw []byte, size int) (func(int) func() error
 	if err != nil {
 		return nil, err
 	}
-	aead, err := ocipher.NewGCM(key)
+	g, err := ocipher.NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	g := aead.(*ocipher.GCM)
 	blk, _ := aes.NewCipher(raw)
 	std, _ := cipher.NewGCM(blk)
 	nonce := make([]byte, 12)

@@ -13,7 +13,7 @@ import (
 // CBC is AES-CBC with an engine-held key, encrypting or decrypting. It
 // carries the IV from one request, and one call, to the next: the next IV is
 // the last ciphertext block. NewCBCEncrypter and NewCBCDecrypter return a
-// *CBC as a cipher.BlockMode.
+// *CBC, which is a cipher.BlockMode and also has CryptBlocksContext.
 type CBC struct {
 	mu      sync.Mutex
 	key     *offload.Key
@@ -26,15 +26,14 @@ type CBC struct {
 var _ cipher.BlockMode = (*CBC)(nil)
 
 // NewCBCEncrypter returns AES-CBC encryption with key, an AES key held by an
-// engine, starting from iv, which must be 16 bytes. The value is a *CBC.
-// Errors wrap offload.ErrInvalid (a bad key or IV) or
+// engine, starting from iv, which must be 16 bytes. Errors wrap offload.ErrInvalid (a bad key or IV) or
 // offload.ErrUnsupported (an engine that cannot do AES-CBC).
-func NewCBCEncrypter(key *offload.Key, iv []byte) (cipher.BlockMode, error) {
+func NewCBCEncrypter(key *offload.Key, iv []byte) (*CBC, error) {
 	return newCBC(key, iv, false)
 }
 
 // NewCBCDecrypter is NewCBCEncrypter for decryption.
-func NewCBCDecrypter(key *offload.Key, iv []byte) (cipher.BlockMode, error) {
+func NewCBCDecrypter(key *offload.Key, iv []byte) (*CBC, error) {
 	return newCBC(key, iv, true)
 }
 
@@ -96,6 +95,8 @@ func (c *CBC) CryptBlocks(dst, src []byte) {
 // it was before the call.
 func (c *CBC) CryptBlocksContext(ctx context.Context, dst, src []byte) error {
 	switch {
+	case ctx == nil:
+		return fmt.Errorf("cipher: %w", offload.CheckContext(ctx))
 	case len(src)%aes.BlockSize != 0:
 		return fmt.Errorf("cipher: %w: CBC input of %d bytes is not whole blocks", offload.ErrInvalid, len(src))
 	case len(dst) < len(src):

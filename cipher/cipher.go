@@ -10,16 +10,21 @@
 //		ocipher "github.com/offcrypt/offcrypt/cipher"
 //	)
 //
-//	var aead cipher.AEAD
 //	aead, err := ocipher.NewGCM(key) // key: an *offload.Key of type offload.KeyAES
+//	var _ cipher.AEAD = aead        // a *ocipher.GCM, with SealContext beside Seal
+//
+// The constructors return concrete types (*GCM, *CBC, *CTR) that implement
+// crypto/cipher's interfaces and carry the context- and error-returning
+// methods beside them: no type assertion is needed to reach either.
 //
 // # Requests
 //
 // GCM seals or opens a message in one request: a tag covers the whole
-// message, so it cannot be split, and a message must fit the engine's
-// payload cap (offload.Info.MaxInline; for Seal, the cap less the 16-byte
-// tag, so that whatever is sealed can be opened on the same engine). CBC and
-// CTR split their input into requests of the cap rounded down to whole
+// message, so it cannot be split. Engines bound that request by
+// offload.Info.GCMLimit, not by their payload cap: soft and pkcs11 take any
+// length crypto/cipher takes (pkcs11 streams a long message to the token in
+// parts), while a device that takes GCM only whole in one bounded request
+// refuses longer messages (see NewGCM). CBC and CTR split their input into requests of the cap rounded down to whole
 // blocks, carrying the chaining value (CBC: the last ciphertext block; CTR:
 // the counter, and the unused keystream of a partial block) from one request
 // to the next and from one call to the next, exactly as crypto/cipher's own
@@ -33,7 +38,9 @@
 //   - on misuse, with crypto/cipher's own message: a nonce of the wrong size,
 //     CBC input that is not whole blocks, output shorter than input, buffers
 //     that overlap other than exactly;
-//   - when GCM input exceeds the engine's cap, with a message that says so;
+//   - when a GCM plaintext is longer than the engine takes in one message
+//     (GCM.MaxPlaintext), with a message that says so, as crypto/cipher's
+//     Seal panics past its own limit;
 //   - when the engine fails (Seal, CryptBlocks, XORKeyStream), with an error
 //     wrapping the cause, because returning a wrong ciphertext or keystream
 //     silently is not an option. Open returns its error instead.
@@ -42,7 +49,8 @@
 // as an error instead of panicking (bad input wraps offload.ErrInvalid):
 // SealContext, OpenContext, SealAsync and OpenAsync on *GCM,
 // CryptBlocksContext on *CBC and XORKeyStreamContext on *CTR. Code that must
-// survive a device failure uses those. When a CBC or CTR call fails part way,
+// survive a device failure uses those. A nil context is bad input, as
+// everywhere in offcrypt (offload.CheckContext). When a CBC or CTR call fails part way,
 // its output is unspecified and the mode's IV or counter is as it was before
 // the call, so the call can be retried.
 //
@@ -118,7 +126,7 @@ func engineFor(key *offload.Key, alg offload.Algorithm) (offload.Engine, int, er
 		return nil, 0, fmt.Errorf("cipher: %w: nil key", offload.ErrInvalid)
 	}
 	if key.Type() != offload.KeyAES {
-		return nil, 0, fmt.Errorf("cipher: %w: a %v key is not an AES key", offload.ErrInvalid, key.Type())
+		return nil, 0, fmt.Errorf("cipher: %w: an %v key is not an AES key", offload.ErrInvalid, key.Type())
 	}
 	eng := key.Engine()
 	if eng == nil {
@@ -189,9 +197,6 @@ func sameStart(x, y []byte) bool {
 // wait runs a blocking request: on the caller's goroutine where the engine
 // can (the request sets offload.Call.Inline).
 func wait(ctx context.Context, eng offload.Engine, req *offload.CipherRequest) ([]byte, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	req.Inline = true
 	return eng.Cipher(ctx, req).Wait(ctx)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/inject"
+	"github.com/offcrypt/offcrypt/offload/qat"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
 
@@ -185,7 +186,7 @@ func TestGCMBadInput(t *testing.T) {
 	eng := newSoft(t, soft.Options{MaxInline: 1024})
 	k, _ := aesKey(t, eng, make([]byte, 16))
 	a, _ := ocipher.NewGCM(k)
-	g := a.(*ocipher.GCM)
+	g := a
 	ctx := context.Background()
 	nonce, aad, pt := make([]byte, 12), []byte("header"), []byte("attack at dawn")
 	sealed := a.Seal(nil, nonce, pt, aad)
@@ -245,31 +246,72 @@ func TestGCMBadInput(t *testing.T) {
 			}
 		}
 	})
-	t.Run("message over the engine's cap", func(t *testing.T) {
-		if g.MaxPlaintext() != 1024-16 {
-			t.Fatalf("MaxPlaintext = %d", g.MaxPlaintext())
-		}
-		big := make([]byte, g.MaxPlaintext()+1)
-		mustPanic(t, "cannot be split", func() { a.Seal(nil, nonce, big, nil) })
-		if _, err := g.SealContext(ctx, nil, nonce, big, nil); !errors.Is(err, offload.ErrInvalid) {
+	t.Run("nil context", func(t *testing.T) {
+		var nilCtx context.Context
+		if _, err := g.SealContext(nilCtx, nil, nonce, pt, aad); !errors.Is(err, offload.ErrInvalid) {
 			t.Fatalf("SealContext = %v", err)
 		}
-		if _, err := a.Open(nil, nonce, make([]byte, 1025), nil); !errors.Is(err, offload.ErrInvalid) {
-			t.Fatalf("Open = %v", err)
+		if _, err := g.OpenContext(nilCtx, nil, nonce, sealed, aad); !errors.Is(err, offload.ErrInvalid) {
+			t.Fatalf("OpenContext = %v", err)
 		}
-		// The largest message seals and opens.
-		s := a.Seal(nil, nonce, big[1:], nil)
-		if _, err := a.Open(nil, nonce, s, nil); err != nil {
-			t.Fatal(err)
+		if _, err := testwait.Wait(t, g.SealAsync(nilCtx, nil, nonce, pt, aad), "SealAsync"); !errors.Is(err, offload.ErrInvalid) {
+			t.Fatalf("SealAsync = %v", err)
+		}
+		if _, err := testwait.Wait(t, g.OpenAsync(nilCtx, nil, nonce, sealed, aad), "OpenAsync"); !errors.Is(err, offload.ErrInvalid) {
+			t.Fatalf("OpenAsync = %v", err)
 		}
 	})
+	t.Run("no cap on an in-process engine", func(t *testing.T) {
+		if g.MaxPlaintext() < 1<<30 {
+			t.Fatalf("MaxPlaintext = %d on soft, whose only GCM limit is crypto/cipher's", g.MaxPlaintext())
+		}
+	})
+}
+
+// TestGCMOverDeviceLimit: on an engine that takes a GCM message only whole
+// in one bounded request (qat's model), a message past MaxPlaintext is
+// refused as NewGCM documents: Seal panics, the other forms return an error
+// wrapping offload.ErrUnsupported; the longest message seals and opens.
+func TestGCMOverDeviceLimit(t *testing.T) {
+	eng, err := qat.Open(context.Background(), qat.Config{MaxInline: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	k, err := eng.ImportKey(make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ocipher.NewGCM(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, nonce := context.Background(), make([]byte, 12)
+	if g.MaxPlaintext() != 1024-16 {
+		t.Fatalf("MaxPlaintext = %d, want %d", g.MaxPlaintext(), 1024-16)
+	}
+	big := make([]byte, g.MaxPlaintext()+1)
+	mustPanic(t, "cannot be split", func() { g.Seal(nil, nonce, big, nil) })
+	if _, err := g.SealContext(ctx, nil, nonce, big, nil); !errors.Is(err, offload.ErrUnsupported) {
+		t.Fatalf("SealContext = %v", err)
+	}
+	if _, err := testwait.Wait(t, g.SealAsync(ctx, nil, nonce, big, nil), "SealAsync"); !errors.Is(err, offload.ErrUnsupported) {
+		t.Fatalf("SealAsync = %v", err)
+	}
+	if _, err := g.Open(nil, nonce, make([]byte, 1025), nil); !errors.Is(err, offload.ErrUnsupported) {
+		t.Fatalf("Open = %v", err)
+	}
+	s := g.Seal(nil, nonce, big[1:], nil)
+	if _, err := g.Open(nil, nonce, s, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestGCMDeviceFailure(t *testing.T) {
 	eng := newSoft(t, soft.Options{Faults: []inject.Fault{{Err: errBoom}}})
 	k, _ := aesKey(t, eng, make([]byte, 32))
 	a, _ := ocipher.NewGCM(k)
-	g := a.(*ocipher.GCM)
+	g := a
 	ctx := context.Background()
 	nonce := make([]byte, 12)
 	mustPanic(t, errBoom.Error(), func() { a.Seal(nil, nonce, []byte("x"), nil) })
@@ -299,7 +341,7 @@ func TestGCMAsync(t *testing.T) {
 	eng := newSoft(t, soft.Options{Workers: 2})
 	k, b := aesKey(t, eng, make([]byte, 16))
 	a, _ := ocipher.NewGCM(k)
-	g := a.(*ocipher.GCM)
+	g := a
 	std, _ := cipher.NewGCM(b)
 	ctx := context.Background()
 	q := offload.NewQueue()
@@ -318,7 +360,7 @@ func TestGCMAsync(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range done[:n] {
-			got, err := c.Future.(*offload.Future[[]byte]).Poll()
+			got, err := offload.Result[[]byte](c)
 			i := c.Tag.(int)
 			if err != nil || !bytes.Equal(got, want[i]) {
 				t.Fatalf("SealAsync %d = %x, %v", i, got, err)
@@ -375,7 +417,7 @@ func TestCBCBadInput(t *testing.T) {
 	eng := newSoft(t, soft.Options{})
 	k, _ := aesKey(t, eng, make([]byte, 16))
 	enc, _ := ocipher.NewCBCEncrypter(k, make([]byte, 16))
-	c := enc.(*ocipher.CBC)
+	c := enc
 	ctx := context.Background()
 	buf := make([]byte, 64)
 	for _, tc := range []struct {
@@ -419,13 +461,10 @@ func TestCBCFaultAtEveryRequest(t *testing.T) {
 			t.Run(fmt.Sprintf("decrypt=%v/request%d", decrypt, k), func(t *testing.T) {
 				eng := newSoft(t, failAt(k, soft.Options{MaxInline: 128}))
 				key, _ := aesKey(t, eng, raw)
-				var m cipher.BlockMode
+				c, _ := ocipher.NewCBCEncrypter(key, iv)
 				if decrypt {
-					m, _ = ocipher.NewCBCDecrypter(key, iv)
-				} else {
-					m, _ = ocipher.NewCBCEncrypter(key, iv)
+					c, _ = ocipher.NewCBCDecrypter(key, iv)
 				}
-				c := m.(*ocipher.CBC)
 				got := make([]byte, 2*len(data))
 				failures := 0
 				for i := range 2 {
@@ -494,7 +533,7 @@ func TestCTRBadInput(t *testing.T) {
 	eng := newSoft(t, soft.Options{})
 	k, _ := aesKey(t, eng, make([]byte, 16))
 	s, _ := ocipher.NewCTR(k, make([]byte, 16))
-	c := s.(*ocipher.CTR)
+	c := s
 	buf := make([]byte, 64)
 	mustPanic(t, "crypto/cipher: output smaller than input", func() { s.XORKeyStream(buf[:3], buf[10:20]) })
 	mustPanic(t, "crypto/cipher: invalid buffer overlap", func() { s.XORKeyStream(buf[1:], buf[:20]) })
@@ -522,7 +561,7 @@ func TestCTRInterrupted(t *testing.T) {
 			eng := newSoft(t, failAt(k, soft.Options{MaxInline: 256}))
 			key, _ := aesKey(t, eng, raw)
 			s, _ := ocipher.NewCTR(key, iv)
-			c := s.(*ocipher.CTR)
+			c := s
 			got := make([]byte, len(data))
 			off := 0
 			for _, n := range cuts {
@@ -547,7 +586,7 @@ func TestCTRInterrupted(t *testing.T) {
 		s, _ := ocipher.NewCTR(key, iv)
 		s.XORKeyStream(make([]byte, 7), data[:7])
 		eng.Close()
-		if err := s.(*ocipher.CTR).XORKeyStreamContext(context.Background(), make([]byte, 100), data[:100]); !errors.Is(err, offload.ErrClosed) {
+		if err := s.XORKeyStreamContext(context.Background(), make([]byte, 100), data[:100]); !errors.Is(err, offload.ErrClosed) {
 			t.Fatalf("XORKeyStreamContext = %v", err)
 		}
 		mustPanic(t, "use XORKeyStreamContext", func() { s.XORKeyStream(make([]byte, 100), data[:100]) })

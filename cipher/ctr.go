@@ -17,7 +17,8 @@ import (
 // big-endian integer incremented once per block, as in crypto/cipher. A
 // call that ends inside a block keeps the rest of that block's keystream
 // (the engine is asked to encrypt zeros for it), so the next call continues
-// exactly where this one stopped. NewCTR returns a *CTR as a cipher.Stream.
+// exactly where this one stopped. NewCTR returns a *CTR, which is a
+// cipher.Stream and also has XORKeyStreamContext.
 type CTR struct {
 	mu    sync.Mutex
 	key   *offload.Key
@@ -31,10 +32,9 @@ type CTR struct {
 var _ cipher.Stream = (*CTR)(nil)
 
 // NewCTR returns AES-CTR with key, an AES key held by an engine, starting
-// from the counter block iv, which must be 16 bytes. The value is a *CTR.
-// Errors wrap offload.ErrInvalid (a bad key or IV) or
+// from the counter block iv, which must be 16 bytes. Errors wrap offload.ErrInvalid (a bad key or IV) or
 // offload.ErrUnsupported (an engine that cannot do AES-CTR).
-func NewCTR(key *offload.Key, iv []byte) (cipher.Stream, error) {
+func NewCTR(key *offload.Key, iv []byte) (*CTR, error) {
 	eng, max, err := engineFor(key, offload.AESCTR)
 	if err != nil {
 		return nil, err
@@ -74,6 +74,8 @@ func (c *CTR) XORKeyStream(dst, src []byte) {
 // position is as it was before the call.
 func (c *CTR) XORKeyStreamContext(ctx context.Context, dst, src []byte) error {
 	switch {
+	case ctx == nil:
+		return fmt.Errorf("cipher: %w", offload.CheckContext(ctx))
 	case len(dst) < len(src):
 		return fmt.Errorf("cipher: %w: output of %d bytes for %d bytes of input", offload.ErrInvalid, len(dst), len(src))
 	case inexactOverlap(dst[:len(src)], src):

@@ -14,23 +14,32 @@ const (
 	gcmTagSize   = 16
 )
 
-// GCM is AES-GCM with an engine-held key. NewGCM and NewGCMWithNonceSize
-// return a *GCM as a cipher.AEAD; assert the type to reach the context and
-// asynchronous methods. It is safe for concurrent use.
+// GCM is AES-GCM with an engine-held key: a cipher.AEAD that also has
+// context, error-returning and asynchronous forms of Seal and Open. It is
+// safe for concurrent use.
 type GCM struct {
 	key   *offload.Key
 	eng   offload.Engine
 	nonce int
-	max   int // the largest ciphertext, tag included, one request carries
+	max   int // the longest ciphertext, tag included, the engine takes (Info.GCMLimit)
 }
 
 var _ cipher.AEAD = (*GCM)(nil)
 
 // NewGCM returns AES-GCM with a 12-byte nonce and a 16-byte tag over key, an
-// AES key held by an engine. The value is a *GCM. A key that is not AES
-// fails with an error wrapping offload.ErrInvalid; an engine that cannot do
-// AES-GCM with one wrapping offload.ErrUnsupported.
-func NewGCM(key *offload.Key) (cipher.AEAD, error) {
+// AES key held by an engine. A key that is not AES fails with an error
+// wrapping offload.ErrInvalid; an engine that cannot do AES-GCM with one
+// wrapping offload.ErrUnsupported.
+//
+// A GCM message cannot be split into requests, since one tag covers all of
+// it, so the longest message is the engine's (offload.Info.GCMLimit): soft
+// and pkcs11 take every length crypto/cipher takes (pkcs11 streams a
+// message longer than its MaxInline to the token in parts); an engine whose
+// device takes GCM only whole, in requests of at most MaxInline bytes (qat),
+// takes plaintexts up to MaxPlaintext. Past it, Seal panics, as
+// crypto/cipher's Seal does past its own limit, and SealContext, Open and
+// the other methods return an error wrapping offload.ErrUnsupported.
+func NewGCM(key *offload.Key) (*GCM, error) {
 	return NewGCMWithNonceSize(key, gcmNonceSize)
 }
 
@@ -38,14 +47,15 @@ func NewGCM(key *offload.Key) (cipher.AEAD, error) {
 // compatibility with systems that use other sizes, as
 // crypto/cipher.NewGCMWithNonceSize. size must be positive; whether the
 // engine accepts it shows at the first Seal or Open.
-func NewGCMWithNonceSize(key *offload.Key, size int) (cipher.AEAD, error) {
+func NewGCMWithNonceSize(key *offload.Key, size int) (*GCM, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("cipher: %w: GCM nonce size %d", offload.ErrInvalid, size)
 	}
-	eng, max, err := engineFor(key, offload.AESGCM)
+	eng, _, err := engineFor(key, offload.AESGCM)
 	if err != nil {
 		return nil, err
 	}
+	max := eng.Info().GCMLimit()
 	if max <= gcmTagSize {
 		return nil, fmt.Errorf("cipher: %w: engine %q carries %d bytes per request, no more than a GCM tag", offload.ErrUnsupported, eng.Info().Name, max)
 	}
@@ -58,23 +68,24 @@ func (g *GCM) NonceSize() int { return g.nonce }
 // Overhead returns the tag size, 16 bytes.
 func (g *GCM) Overhead() int { return gcmTagSize }
 
-// MaxPlaintext returns the longest plaintext Seal accepts: the engine's
-// payload cap less the tag.
+// MaxPlaintext returns the longest plaintext Seal accepts: the longest GCM
+// input the engine takes (offload.Info.GCMLimit) less the tag, so that
+// whatever is sealed can be opened on the same engine.
 func (g *GCM) MaxPlaintext() int { return g.max - gcmTagSize }
 
 // Seal encrypts and authenticates plaintext and aad with nonce, appends the
 // result to dst and returns it. It implements cipher.AEAD and waits for the
 // engine. It panics, as crypto/cipher does, when nonce is not NonceSize
-// bytes; it also panics when plaintext is longer than MaxPlaintext, and,
-// with an error wrapping the cause, when the engine fails, since a wrong
-// ciphertext must never come back silently. SealContext returns errors
-// instead.
+// bytes; it also panics when plaintext is longer than MaxPlaintext (see
+// NewGCM), and, with an error wrapping the cause, when the engine fails,
+// since a wrong ciphertext must never come back silently. SealContext
+// returns errors instead.
 func (g *GCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
 	if len(nonce) != g.nonce {
 		panic("crypto/cipher: incorrect nonce length given to GCM")
 	}
-	if len(plaintext) > g.MaxPlaintext() {
-		panic(fmt.Sprintf("cipher: GCM plaintext of %d bytes exceeds the engine's %d-byte limit; a GCM message cannot be split across requests", len(plaintext), g.MaxPlaintext()))
+	if err := g.checkSize(len(plaintext), g.MaxPlaintext(), "plaintext"); err != nil {
+		panic(err)
 	}
 	out, err := g.seal(context.Background(), dst, nonce, plaintext, aad)
 	if err != nil {
@@ -84,10 +95,11 @@ func (g *GCM) Seal(dst, nonce, plaintext, aad []byte) []byte {
 }
 
 // SealContext is Seal with a context, which bounds the request, and with
-// every problem returned as an error: bad input (nonce size, plaintext
-// longer than MaxPlaintext) wraps offload.ErrInvalid.
+// every problem returned as an error: bad input (a nil context, the nonce
+// size) wraps offload.ErrInvalid, a plaintext longer than MaxPlaintext
+// offload.ErrUnsupported.
 func (g *GCM) SealContext(ctx context.Context, dst, nonce, plaintext, aad []byte) ([]byte, error) {
-	if err := g.checkSeal(nonce, plaintext); err != nil {
+	if err := g.checkSeal(ctx, nonce, plaintext); err != nil {
 		return nil, err
 	}
 	return g.seal(ctx, dst, nonce, plaintext, aad)
@@ -98,7 +110,8 @@ func (g *GCM) SealContext(ctx context.Context, dst, nonce, plaintext, aad []byte
 // cipher.AEAD. It returns ErrOpen, and leaves dst alone, when authentication
 // fails or ciphertext is shorter than the tag; it panics, as crypto/cipher
 // does, when nonce is not NonceSize bytes. A ciphertext longer than the
-// engine's cap, and a device failure, are returned as other errors.
+// engine takes (see NewGCM), and a device failure, are returned as other
+// errors; no plaintext is released before the tag has been checked.
 func (g *GCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	if len(nonce) != g.nonce {
 		panic("crypto/cipher: incorrect nonce length given to GCM")
@@ -106,11 +119,12 @@ func (g *GCM) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
 	return g.open(context.Background(), dst, nonce, ciphertext, aad)
 }
 
-// OpenContext is Open with a context, which bounds the request; a nonce of
-// the wrong size is returned as an error wrapping offload.ErrInvalid.
+// OpenContext is Open with a context, which bounds the request; a nil
+// context and a nonce of the wrong size are returned as errors wrapping
+// offload.ErrInvalid.
 func (g *GCM) OpenContext(ctx context.Context, dst, nonce, ciphertext, aad []byte) ([]byte, error) {
-	if len(nonce) != g.nonce {
-		return nil, g.nonceErr(nonce)
+	if err := g.checkNonce(ctx, nonce); err != nil {
+		return nil, err
 	}
 	return g.open(ctx, dst, nonce, ciphertext, aad)
 }
@@ -120,11 +134,8 @@ func (g *GCM) OpenContext(ctx context.Context, dst, nonce, ciphertext, aad []byt
 // SealContext would return. dst, nonce, plaintext and aad must not be
 // touched until the future resolves.
 func (g *GCM) SealAsync(ctx context.Context, dst, nonce, plaintext, aad []byte) *offload.Future[[]byte] {
-	if err := g.checkSeal(nonce, plaintext); err != nil {
+	if err := g.checkSeal(ctx, nonce, plaintext); err != nil {
 		return offload.Failed[[]byte](err)
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	n := len(plaintext)
 	f := g.eng.Cipher(ctx, g.request(false, nonce, plaintext, aad))
@@ -136,14 +147,11 @@ func (g *GCM) SealAsync(ctx context.Context, dst, nonce, plaintext, aad []byte) 
 // OpenContext would return (ErrOpen when authentication fails). dst, nonce,
 // ciphertext and aad must not be touched until the future resolves.
 func (g *GCM) OpenAsync(ctx context.Context, dst, nonce, ciphertext, aad []byte) *offload.Future[[]byte] {
-	if len(nonce) != g.nonce {
-		return offload.Failed[[]byte](g.nonceErr(nonce))
+	if err := g.checkNonce(ctx, nonce); err != nil {
+		return offload.Failed[[]byte](err)
 	}
 	if err := g.checkOpen(ciphertext); err != nil {
 		return offload.Failed[[]byte](err)
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	n := len(ciphertext)
 	f := g.eng.Cipher(ctx, g.request(true, nonce, ciphertext, aad))
@@ -161,28 +169,39 @@ func then(f *offload.Future[[]byte], fn func([]byte, error) ([]byte, error)) *of
 	return p.Future()
 }
 
-func (g *GCM) nonceErr(nonce []byte) error {
-	return fmt.Errorf("cipher: %w: GCM nonce of %d bytes, want %d", offload.ErrInvalid, len(nonce), g.nonce)
-}
-
-func (g *GCM) checkSeal(nonce, plaintext []byte) error {
-	if len(nonce) != g.nonce {
-		return g.nonceErr(nonce)
+// checkNonce refuses a nil context and a nonce of the wrong size.
+func (g *GCM) checkNonce(ctx context.Context, nonce []byte) error {
+	if err := offload.CheckContext(ctx); err != nil {
+		return fmt.Errorf("cipher: %w", err)
 	}
-	if len(plaintext) > g.MaxPlaintext() {
-		return fmt.Errorf("cipher: %w: GCM plaintext of %d bytes exceeds the engine's %d-byte limit", offload.ErrInvalid, len(plaintext), g.MaxPlaintext())
+	if len(nonce) != g.nonce {
+		return fmt.Errorf("cipher: %w: GCM nonce of %d bytes, want %d", offload.ErrInvalid, len(nonce), g.nonce)
 	}
 	return nil
+}
+
+// checkSize refuses a GCM message longer than the engine takes: n bytes of
+// what, against the limit.
+func (g *GCM) checkSize(n, limit int, what string) error {
+	if n > limit {
+		return fmt.Errorf("cipher: %w: GCM %s of %d bytes, more than the %d engine %q takes in one message (a GCM message cannot be split)",
+			offload.ErrUnsupported, what, n, limit, g.eng.Info().Name)
+	}
+	return nil
+}
+
+func (g *GCM) checkSeal(ctx context.Context, nonce, plaintext []byte) error {
+	if err := g.checkNonce(ctx, nonce); err != nil {
+		return err
+	}
+	return g.checkSize(len(plaintext), g.MaxPlaintext(), "plaintext")
 }
 
 func (g *GCM) checkOpen(ciphertext []byte) error {
 	if len(ciphertext) < gcmTagSize {
 		return ErrOpen
 	}
-	if len(ciphertext) > g.max {
-		return fmt.Errorf("cipher: %w: GCM ciphertext of %d bytes exceeds the engine's %d-byte request cap", offload.ErrInvalid, len(ciphertext), g.max)
-	}
-	return nil
+	return g.checkSize(len(ciphertext), g.max, "ciphertext")
 }
 
 func (g *GCM) request(decrypt bool, nonce, input, aad []byte) *offload.CipherRequest {

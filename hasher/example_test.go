@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/offcrypt/offcrypt/hasher"
+	"github.com/offcrypt/offcrypt/offload"
+	"github.com/offcrypt/offcrypt/offload/qat"
 	"github.com/offcrypt/offcrypt/offload/soft"
 )
 
@@ -66,4 +69,32 @@ func ExampleDigest() {
 	}
 	fmt.Printf("%x\n", sum)
 	// Output: 30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58
+}
+
+// On an engine that keeps the running state on the device (here the
+// QuickAssist model; a PKCS #11 token alike), New refuses and NewSession
+// hashes: Final ends the device's computation, and Reset starts another.
+func ExampleNewSession() {
+	eng, err := qat.Open(context.Background(), qat.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer eng.Close()
+	if _, err := hasher.New(eng, crypto.SHA256); err != nil {
+		fmt.Println("New:", errors.Is(err, offload.ErrUnsupported))
+	}
+	s, err := hasher.NewSession(eng, crypto.SHA256)
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	io.Copy(s, strings.NewReader("abc"))
+	sum, err := s.Final(context.Background(), nil)
+	fmt.Printf("%x %v\n", sum, err)
+	_, err = s.Final(context.Background(), nil)
+	fmt.Println(err)
+	// Output:
+	// New: true
+	// ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad <nil>
+	// hasher: the device finished this hash at Final; Reset to start again: offload: invalid input
 }

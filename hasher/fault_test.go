@@ -126,6 +126,15 @@ func TestPlainWriteFailure(t *testing.T) {
 		t.Fatalf("Clone after failure = %v", err)
 	}
 	mustPanic(t, errBoom, func() { d.Sum(nil) })
+	func() {
+		defer func() {
+			const want = "hasher: soft hash: injected device failure (Sum after a failed Write)"
+			if got := fmt.Sprint(recover()); got != want {
+				t.Errorf("Sum after a failed Write panicked with\n\t%s\nwant\n\t%s", got, want)
+			}
+		}()
+		d.Sum(nil)
+	}()
 
 	d.Reset()
 	if d.Err() != nil {

@@ -1,12 +1,15 @@
-// Package hasher streams SHA-2 hashes through any offload engine and gives
-// them the standard library's hash.Hash interface.
+// Package hasher streams SHA-2 hashes through any offload engine.
 //
-// It follows wolfHSM's asynchronous SHA design: the engine keeps no state
-// between requests, every request carries the running state, partial blocks
-// stay with the client, and each request carries as many whole blocks as the
-// engine's payload cap (offload.Info.MaxInline) allows. Engines that keep
-// the state on the device instead (offload.HashSessioner) are used through
-// their hash sessions; see "Engines that keep the state".
+// On an engine whose hash requests carry the running state (soft), New
+// returns a *Hash, a hash.Hash that keeps that interface's whole contract:
+// Sum any number of times without changing the state, Write after Sum,
+// Reset, BlockSize, Size, and saving and cloning the state. On an engine
+// that keeps the running state on the device (offload.HashSessioner: a
+// PKCS #11 token's digest operation, a QuickAssist hash session), no Sum
+// can leave the state as it was, since reading the digest ends the
+// device's computation; New refuses such an engine and NewSession returns
+// a *Session, whose Final says so. Digest and SignStream take either kind
+// of engine.
 //
 //	h, err := hasher.New(eng, crypto.SHA256)
 //	io.Copy(h, file)
@@ -14,14 +17,17 @@
 //
 // # Streaming
 //
-// A Write that fits in the partial block costs no request. Otherwise the
+// A Hash follows wolfHSM's asynchronous SHA design: the engine keeps no
+// state between requests, every request carries the running state, partial
+// blocks stay with the client, and each request carries as many whole
+// blocks as the engine's payload cap (offload.Info.MaxInline) allows. A
+// Write that fits in the partial block costs no request. Otherwise the
 // partial block is topped up from the input and sent with as many whole
 // blocks as fit in one request; further whole blocks go out in requests of
 // MaxInline rounded down to the block size; the tail, less than one block,
 // stays in the Hash. Sum sends the running state and the tail in one final
 // request and leaves the running state as it was, so writing may go on after
-// Sum, as with the standard library's hashes. (All of this is about
-// stateless engines; engines that keep the state differ, see below.)
+// Sum, as with the standard library's hashes.
 //
 // # Failures
 //
@@ -46,42 +52,15 @@
 //     handle device failures calls SumContext, which returns them.
 //
 // A context that ends, or an engine closed in the middle of a stream, is a
-// failure like any other: the Hash rolls back to the last completed call.
+// failure like any other: the Hash rolls back to the last completed call. A
+// nil context is bad input (offload.CheckContext).
 //
 // # Saving and cloning the state
 //
-// On a stateless engine (one whose hash requests carry the whole state, as
-// offload.HashRequest does) a Hash implements encoding.BinaryMarshaler,
-// encoding.BinaryAppender, encoding.BinaryUnmarshaler and hash.Cloner. The
-// marshaled state is byte for byte the one crypto/sha256 or crypto/sha512
-// produces for the same input, so it can be resumed by either. On an engine
-// that keeps the state on the device these methods fail with an error that
-// wraps errors.ErrUnsupported rather than inventing a state.
-//
-// # Engines that keep the state
-//
-// An engine that implements offload.HashSessioner (a PKCS#11 token's digest
-// session, a TPM hash sequence) holds the running state itself. On such an
-// engine a Hash opens a hash session at its first request, gathers written
-// bytes and sends them in Updates of MaxInline bytes (no block alignment is
-// needed), and finishes the session at Sum. This changes three things:
-//
-//   - Sum ends the device's computation, so it cannot leave the running
-//     state undisturbed: after Sum (or SumContext) further Writes and Sums
-//     fail, or panic for Sum, with an error that wraps errors.ErrUnsupported
-//     ("the device finished this hash at Sum; Reset to start again") until
-//     Reset is called.
-//   - A failed request cannot be rolled back: the device's computation is
-//     gone with it. WriteContext and SumContext then record the error as a
-//     failed Write does (it is sticky, Sum panics with it) and return it;
-//     Reset starts a new session.
-//   - An open session holds one of the engine's in-flight slots. Callers
-//     must Sum or Close every Hash they write to; a Hash that is garbage
-//     collected with its session open has it closed, but only when the
-//     collector gets to it. Close does nothing on a stateless engine.
-//
-// Marshaling and cloning fail as said above. Digest and SignStream work as
-// on any engine.
+// A Hash implements encoding.BinaryMarshaler, encoding.BinaryAppender,
+// encoding.BinaryUnmarshaler and hash.Cloner. The marshaled state is byte
+// for byte the one crypto/sha256 or crypto/sha512 produces for the same
+// input, so it can be resumed by either.
 //
 // # Asynchronous forms
 //
@@ -89,7 +68,8 @@
 // so the caller can do other work meanwhile; SignStream does the same and
 // then signs the digest through an AsyncSigner such as *signer.Signer, the
 // "hash a large file, then sign the digest" pipeline. Both read the next
-// chunk of the stream while the engine hashes the previous one.
+// chunk of the stream while the engine hashes the previous one, on a Hash
+// or a Session as the engine requires.
 //
 // # Concurrency
 //
@@ -105,7 +85,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -126,11 +105,6 @@ type Hash struct {
 	buf     []byte // the partial block, shorter than one block
 	scratch []byte // assembles a request that starts with the partial block
 	err     error  // a failed plain Write, sticky until Reset
-
-	// On an engine that keeps the state on the device (sess not nil):
-	sess offload.HashSessioner
-	dev  *device // the device's hash session, opened at the first request
-	pend []byte  // bytes not yet sent, fewer than chunk
 }
 
 var (
@@ -142,35 +116,45 @@ var (
 )
 
 // New returns a Hash computing h (SHA-224, SHA-256, SHA-384 or SHA-512) on
-// eng. Any other hash, or one that eng's Info does not list, fails with an
-// error that wraps offload.ErrUnsupported, as does an engine whose payload
-// cap cannot hold one block.
+// eng, an engine whose hash requests carry the running state (soft): the
+// Hash keeps the whole hash.Hash contract. Any other hash, or one that eng's
+// Info does not list, fails with an error that wraps offload.ErrUnsupported,
+// as does an engine whose payload cap cannot hold one block, and an engine
+// that keeps hash state on the device (offload.HashSessioner: pkcs11, qat),
+// where a Sum that leaves the state unchanged cannot be had: on those,
+// NewSession returns a *Session, whose Final ends the computation.
 func New(eng offload.Engine, h crypto.Hash) (*Hash, error) {
+	info, lay, err := check(eng, h)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := eng.(offload.HashSessioner); ok {
+		return nil, fmt.Errorf("hasher: %w: engine %q keeps hash state on the device, which cannot keep it through Sum: use NewSession", offload.ErrUnsupported, info.Name)
+	}
+	chunk := info.MaxInline / lay.block * lay.block
+	return &Hash{eng: eng, hash: h, lay: lay, size: h.Size(), chunk: chunk, buf: make([]byte, 0, lay.block)}, nil
+}
+
+// check validates what New and NewSession share: an engine, a SHA-2 hash it
+// claims, and a payload cap that holds one block.
+func check(eng offload.Engine, h crypto.Hash) (offload.Info, layout, error) {
 	if eng == nil {
-		return nil, fmt.Errorf("hasher: %w: nil engine", offload.ErrInvalid)
+		return offload.Info{}, layout{}, fmt.Errorf("hasher: %w: nil engine", offload.ErrInvalid)
 	}
 	alg, ok := offload.HashAlgorithm(h)
 	if !ok {
-		return nil, fmt.Errorf("hasher: %w: hash %v", offload.ErrUnsupported, h)
+		return offload.Info{}, layout{}, fmt.Errorf("hasher: %w: hash %v", offload.ErrUnsupported, h)
 	}
 	info := eng.Info()
 	if !info.Supports(alg) {
-		return nil, fmt.Errorf("hasher: %w: engine %q does not do %v", offload.ErrUnsupported, info.Name, alg)
+		return offload.Info{}, layout{}, fmt.Errorf("hasher: %w: engine %q does not do %v", offload.ErrUnsupported, info.Name, alg)
 	}
 	lay := layouts[h]
-	chunk := info.MaxInline / lay.block * lay.block
-	if chunk == 0 {
-		return nil, fmt.Errorf("hasher: %w: engine %q carries %d bytes per request, less than one %d-byte %v block",
+	if info.MaxInline < lay.block {
+		return offload.Info{}, layout{}, fmt.Errorf("hasher: %w: engine %q carries %d bytes per request, less than one %d-byte %v block",
 			offload.ErrUnsupported, info.Name, info.MaxInline, lay.block, alg)
 	}
-	d := &Hash{eng: eng, hash: h, lay: lay, size: h.Size(), chunk: chunk, buf: make([]byte, 0, lay.block)}
-	if sess, ok := eng.(offload.HashSessioner); ok {
-		d.sess, d.dev, d.chunk = sess, &device{}, info.MaxInline
-		// A Hash dropped without Sum or Close would hold the device
-		// session's slot for ever: close it when the Hash is collected.
-		runtime.AddCleanup(d, (*device).close, d.dev)
-	}
-	return d, nil
+	return info, lay, nil
 }
 
 // Size returns the number of bytes Sum appends.
@@ -180,44 +164,15 @@ func (h *Hash) Size() int { return h.size }
 func (h *Hash) BlockSize() int { return h.lay.block }
 
 // Reset returns the Hash to its initial state and clears a recorded error.
-// On an engine that keeps the state on the device it closes the device's
-// hash session; the next Write or Sum opens a new one.
 func (h *Hash) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.reset()
-}
-
-func (h *Hash) reset() {
 	h.state = nil
 	h.buf = h.buf[:0]
 	h.err = nil
-	if h.sess != nil {
-		h.dev.close()
-		h.pend = h.pend[:0]
-	}
 }
 
-// Close releases the device's hash session, if the engine keeps the state
-// on the device and one is open, without waiting for the device, and leaves
-// the Hash as Reset does. On such an engine a session holds one of the
-// engine's in-flight slots from the first request until Sum: a caller that
-// stops before Sum must call Close (a Hash that is garbage collected is
-// closed too, but only whenever the collector gets to it). On a stateless
-// engine Close does nothing. It always returns nil.
-func (h *Hash) Close() error {
-	if h.sess == nil {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reset()
-	return nil
-}
-
-// Err returns the error recorded by a failed Write, or nil. On an engine
-// that keeps the state on the device it also reports a failed WriteContext
-// or SumContext, and after Sum an error that wraps errors.ErrUnsupported.
+// Err returns the error recorded by a failed Write, or nil.
 func (h *Hash) Err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -246,10 +201,11 @@ func (h *Hash) Write(p []byte) (int, error) {
 // bounds them. If any request fails it returns 0 and the error and the Hash
 // is exactly as it was before the call, so the caller may retry with the
 // same p. On a Hash with an error recorded by Write it returns that error.
-// On an engine that keeps the state on the device no rollback is possible:
-// a failure is recorded as a failed Write's is (see the package
-// documentation).
+// A nil ctx is refused with an error wrapping offload.ErrInvalid.
 func (h *Hash) WriteContext(ctx context.Context, p []byte) (int, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return 0, fmt.Errorf("hasher: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err != nil {
@@ -269,11 +225,9 @@ func (h *Hash) WriteContext(ctx context.Context, p []byte) (int, error) {
 func (h *Hash) Sum(b []byte) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.err == errSummed {
-		panic(h.err)
-	}
 	if h.err != nil {
-		panic(fmt.Errorf("hasher: Sum after a failed Write: %w", h.err))
+		// h.err says "hasher: ..." already.
+		panic(fmt.Errorf("%w (Sum after a failed Write)", h.err))
 	}
 	out, err := h.sum(context.Background(), b)
 	if err != nil {
@@ -284,11 +238,12 @@ func (h *Hash) Sum(b []byte) []byte {
 
 // SumContext appends the digest of what was written to b, without changing
 // the running state; ctx bounds the final request. A failure returns the
-// error and changes nothing. On an engine that keeps the state on the device
-// SumContext ends the device's computation, so the Hash refuses further
-// Writes and Sums until Reset, and a failure is recorded (see the package
-// documentation).
+// error and changes nothing. A nil ctx is refused with an error wrapping
+// offload.ErrInvalid.
 func (h *Hash) SumContext(ctx context.Context, b []byte) ([]byte, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("hasher: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err != nil {
@@ -299,15 +254,9 @@ func (h *Hash) SumContext(ctx context.Context, b []byte) ([]byte, error) {
 
 // write absorbs p, rolling back on failure. h.mu is held.
 func (h *Hash) write(ctx context.Context, p []byte) error {
-	if h.sess != nil {
-		return h.writeDevice(ctx, p)
-	}
 	if len(h.buf)+len(p) < h.lay.block {
 		h.buf = append(h.buf, p...) // fits in the partial block: no request
 		return nil
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	// Snapshot. The state slice is never changed in place, so keeping it
 	// is enough; the partial block is copied.
@@ -386,12 +335,6 @@ func (h *Hash) settle(ctx context.Context, f *offload.Future[offload.HashResult]
 
 // sum runs the final request from the current state and partial block.
 func (h *Hash) sum(ctx context.Context, b []byte) ([]byte, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if h.sess != nil {
-		return h.sumDevice(ctx, b)
-	}
 	req := &offload.HashRequest{
 		Call:  offload.Call{Inline: true},
 		Hash:  h.hash,
@@ -409,23 +352,10 @@ func (h *Hash) sum(ctx context.Context, b []byte) ([]byte, error) {
 	return append(b, res.Sum...), nil
 }
 
-// portable returns nil when the running state can leave the engine, and an
-// error wrapping errors.ErrUnsupported when it cannot. h.mu is held.
-func (h *Hash) portable() error {
-	if h.sess != nil {
-		return fmt.Errorf("hasher: %w: engine %q keeps hash state on the device", offload.ErrUnsupported, h.eng.Info().Name)
-	}
-	if h.err != nil {
-		return h.err
-	}
-	return nil
-}
-
 // MarshalBinary returns the running state in the standard library's
 // marshaled form: what crypto/sha256's or crypto/sha512's MarshalBinary
 // returns after the same input. It fails with an error wrapping
-// errors.ErrUnsupported on an engine that keeps hash state on the device,
-// and with the recorded error after a failed Write.
+// the recorded error after a failed Write.
 func (h *Hash) MarshalBinary() ([]byte, error) {
 	return h.AppendBinary(make([]byte, 0, h.lay.size()))
 }
@@ -434,8 +364,8 @@ func (h *Hash) MarshalBinary() ([]byte, error) {
 func (h *Hash) AppendBinary(b []byte) ([]byte, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.portable(); err != nil {
-		return nil, err
+	if h.err != nil {
+		return nil, h.err
 	}
 	out, err := h.lay.join(b, h.hash, h.state, h.buf)
 	if err != nil {
@@ -451,9 +381,6 @@ func (h *Hash) AppendBinary(b []byte) ([]byte, error) {
 func (h *Hash) UnmarshalBinary(b []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.sess != nil {
-		return fmt.Errorf("hasher: %w: engine %q keeps hash state on the device", offload.ErrUnsupported, h.eng.Info().Name)
-	}
 	state, buf, err := h.lay.split(b)
 	if err != nil {
 		return fmt.Errorf("hasher: %w", err)
@@ -467,8 +394,8 @@ func (h *Hash) UnmarshalBinary(b []byte) error {
 func (h *Hash) Clone() (hash.Cloner, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.portable(); err != nil {
-		return nil, err
+	if h.err != nil {
+		return nil, h.err
 	}
 	c := &Hash{eng: h.eng, hash: h.hash, lay: h.lay, size: h.size, chunk: h.chunk, state: h.state}
 	c.buf = append(make([]byte, 0, h.lay.block), h.buf...)

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,15 @@ func newStateful(t *testing.T, maxInline int) *stateful {
 	return e
 }
 
+func newSession(t testing.TB, eng offload.Engine, h crypto.Hash) *hasher.Session {
+	t.Helper()
+	s, err := hasher.NewSession(eng, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func sha256Of(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
@@ -157,13 +167,13 @@ func TestStatefulSplits(t *testing.T) {
 				for i := range data {
 					data[i] = byte(rng.Uint32())
 				}
-				h := newHash(t, eng, crypto.SHA256)
+				h := newSession(t, eng, crypto.SHA256)
 				for _, p := range split(rng, data) {
 					if _, err := h.WriteContext(context.Background(), p); err != nil {
 						t.Fatal(err)
 					}
 				}
-				got, err := h.SumContext(context.Background(), nil)
+				got, err := h.Final(context.Background(), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,49 +195,52 @@ func TestStatefulSplits(t *testing.T) {
 
 func TestStatefulRefusals(t *testing.T) {
 	eng := newStateful(t, 256)
-	h := newHash(t, eng, crypto.SHA256)
+	ctx := context.Background()
+	// New refuses an engine that keeps the state on the device, where Sum
+	// could not keep the hash.Hash contract; NewSession refuses any other.
+	if h, err := hasher.New(eng, crypto.SHA256); h != nil || !errors.Is(err, offload.ErrUnsupported) || !strings.Contains(err.Error(), "NewSession") {
+		t.Errorf("New on a device-state engine = %v, %v; want ErrUnsupported pointing to NewSession", h, err)
+	}
+	if s, err := hasher.NewSession(newSoft(t, soft.Options{}), crypto.SHA256); s != nil || !errors.Is(err, offload.ErrUnsupported) {
+		t.Errorf("NewSession on soft = %v, %v; want ErrUnsupported", s, err)
+	}
+	if _, err := hasher.NewSession(eng, crypto.SHA3_256); !errors.Is(err, offload.ErrUnsupported) {
+		t.Errorf("SHA3: %v", err)
+	}
+	h := newSession(t, eng, crypto.SHA256)
+	if h.Size() != 32 || h.BlockSize() != 64 {
+		t.Errorf("Size %d, BlockSize %d", h.Size(), h.BlockSize())
+	}
 	h.Write([]byte("data"))
-	_, err1 := h.MarshalBinary()
-	_, err2 := h.Clone()
-	err3 := h.UnmarshalBinary(make([]byte, 108))
-	for i, err := range []error{err1, err2, err3} {
-		if !errors.Is(err, errors.ErrUnsupported) {
-			t.Errorf("%d: %v, want errors.ErrUnsupported", i, err)
-		}
+	if got, err := h.Final(ctx, nil); err != nil || !bytes.Equal(got, sha256Of([]byte("data"))) {
+		t.Fatalf("Final = %x, %v", got, err)
 	}
-	if got := h.Sum(nil); !bytes.Equal(got, sha256Of([]byte("data"))) {
-		t.Fatalf("Sum %x", got)
+	// After Final: Write, WriteContext and Final fail, saying why.
+	if _, err := h.Write([]byte("more")); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("Write after Final: %v", err)
 	}
-	// After Sum: Write, WriteContext, SumContext fail, Sum panics.
-	if _, err := h.Write([]byte("more")); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("Write after Sum: %v", err)
+	if _, err := h.WriteContext(ctx, []byte("more")); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("WriteContext after Final: %v", err)
 	}
-	if _, err := h.WriteContext(context.Background(), []byte("more")); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("WriteContext after Sum: %v", err)
+	if _, err := h.Final(ctx, nil); !errors.Is(err, offload.ErrInvalid) || !strings.Contains(err.Error(), "Reset") {
+		t.Errorf("Final after Final: %v", err)
 	}
-	if _, err := h.SumContext(context.Background(), nil); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("SumContext after Sum: %v", err)
-	}
-	func() {
-		defer func() {
-			if err, _ := recover().(error); !errors.Is(err, errors.ErrUnsupported) {
-				t.Errorf("Sum after Sum panicked with %v", err)
-			}
-		}()
-		h.Sum(nil)
-	}()
-	// Reset starts again.
+	// A nil context is refused and recorded nowhere.
+	var nilCtx context.Context
 	h.Reset()
+	if _, err := h.WriteContext(nilCtx, []byte("x")); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("WriteContext(nil) = %v", err)
+	}
+	if _, err := h.Final(nilCtx, nil); !errors.Is(err, offload.ErrInvalid) || h.Err() != nil {
+		t.Errorf("Final(nil) = %v, Err %v", err, h.Err())
+	}
+	// Reset starts again.
 	h.Write([]byte("again"))
-	if got := h.Sum(nil); !bytes.Equal(got, sha256Of([]byte("again"))) {
-		t.Fatalf("after Reset: %x", got)
+	if got, err := h.Final(ctx, nil); err != nil || !bytes.Equal(got, sha256Of([]byte("again"))) {
+		t.Fatalf("after Reset: %x, %v", got, err)
 	}
 	if n := eng.openSessions(); n != 0 {
 		t.Fatalf("%d sessions left open", n)
-	}
-	// An unclaimed hash is refused by New.
-	if _, err := hasher.New(eng, crypto.SHA3_256); !errors.Is(err, offload.ErrUnsupported) {
-		t.Errorf("SHA3: %v", err)
 	}
 }
 
@@ -236,8 +249,8 @@ func TestStatefulFailureSticks(t *testing.T) {
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			eng := newStateful(t, 64)
 			eng.failAt = failAt
-			h := newHash(t, eng, crypto.SHA256)
-			data := bytes.Repeat([]byte("x"), 64*4+10) // 4 full Updates, the tail at Sum
+			h := newSession(t, eng, crypto.SHA256)
+			data := bytes.Repeat([]byte("x"), 64*4+10) // 4 full Updates, the tail at Final
 			_, werr := h.WriteContext(context.Background(), data)
 			var err error
 			if werr != nil {
@@ -253,29 +266,21 @@ func TestStatefulFailureSticks(t *testing.T) {
 					t.Errorf("Write after the failure: %v", err)
 				}
 			}
-			_, serr := h.SumContext(context.Background(), nil)
+			_, serr := h.Final(context.Background(), nil)
 			if err == nil {
 				err = serr
 			}
 			if !errors.Is(serr, errDevice) || !errors.Is(err, errDevice) || !errors.Is(h.Err(), errDevice) {
-				t.Fatalf("SumContext %v, Err %v; want the device failure", serr, h.Err())
+				t.Fatalf("Final %v, Err %v; want the device failure", serr, h.Err())
 			}
-			func() {
-				defer func() {
-					if err, _ := recover().(error); !errors.Is(err, errDevice) {
-						t.Errorf("Sum panicked with %v", err)
-					}
-				}()
-				h.Sum(nil)
-			}()
 			if n := eng.openSessions(); n != 0 {
 				t.Fatalf("%d sessions left open after the failure", n)
 			}
 			h.Reset()
 			eng.failAt = 0
 			h.Write(data)
-			if got := h.Sum(nil); !bytes.Equal(got, sha256Of(data)) {
-				t.Fatalf("after Reset: %x", got)
+			if got, err := h.Final(context.Background(), nil); err != nil || !bytes.Equal(got, sha256Of(data)) {
+				t.Fatalf("after Reset: %x, %v", got, err)
 			}
 		})
 	}
@@ -284,7 +289,7 @@ func TestStatefulFailureSticks(t *testing.T) {
 func TestStatefulOpenFailure(t *testing.T) {
 	eng := newStateful(t, 64)
 	eng.openErr = fmt.Errorf("busy: %w", offload.ErrBusy)
-	h := newHash(t, eng, crypto.SHA256)
+	h := newSession(t, eng, crypto.SHA256)
 	if _, err := h.WriteContext(context.Background(), make([]byte, 10)); err != nil {
 		t.Fatalf("a write that needs no request: %v", err)
 	}
@@ -298,14 +303,14 @@ func TestStatefulOpenFailure(t *testing.T) {
 	if _, err := h.WriteContext(context.Background(), make([]byte, 100)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := h.SumContext(context.Background(), nil); err != nil || !bytes.Equal(got, sha256Of(make([]byte, 110))) {
+	if got, err := h.Final(context.Background(), nil); err != nil || !bytes.Equal(got, sha256Of(make([]byte, 110))) {
 		t.Fatalf("%x, %v", got, err)
 	}
 }
 
 func TestStatefulClose(t *testing.T) {
 	eng := newStateful(t, 64)
-	h := newHash(t, eng, crypto.SHA256)
+	h := newSession(t, eng, crypto.SHA256)
 	h.Write(make([]byte, 200))
 	if n := eng.openSessions(); n != 1 {
 		t.Fatalf("%d sessions open, want 1", n)
@@ -320,24 +325,15 @@ func TestStatefulClose(t *testing.T) {
 	}
 	// Usable again, as after Reset.
 	h.Write([]byte("abc"))
-	if got := h.Sum(nil); !bytes.Equal(got, sha256Of([]byte("abc"))) {
-		t.Fatalf("after Close: %x", got)
-	}
-	// Close on a stateless engine does nothing.
-	plain := newHash(t, newSoft(t, soft.Options{}), crypto.SHA256)
-	plain.Write([]byte("abc"))
-	if err := plain.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := plain.Sum(nil); !bytes.Equal(got, sha256Of([]byte("abc"))) {
-		t.Fatalf("stateless after Close: %x", got)
+	if got, err := h.Final(context.Background(), nil); err != nil || !bytes.Equal(got, sha256Of([]byte("abc"))) {
+		t.Fatalf("after Close: %x, %v", got, err)
 	}
 }
 
 func TestStatefulForgottenHash(t *testing.T) {
 	eng := newStateful(t, 64)
 	func() {
-		h, err := hasher.New(eng, crypto.SHA256)
+		h, err := hasher.NewSession(eng, crypto.SHA256)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,10 +398,10 @@ func TestStatefulThroughInject(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { w.Close() })
-			h := newHash(t, w, crypto.SHA256)
+			h := newSession(t, w, crypto.SHA256)
 			data := bytes.Repeat([]byte("0123456789abcdef"), 20) // 5 updates of 64 bytes
 			_, werr := h.WriteContext(context.Background(), data)
-			sum, err := h.SumContext(context.Background(), nil)
+			sum, err := h.Final(context.Background(), nil)
 			if tc.faultAt != 0 {
 				if !errors.Is(errors.Join(werr, err), boom) {
 					t.Fatalf("the injected fault was lost: write %v, sum %v", werr, err)

@@ -36,15 +36,22 @@ func Digest(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader)
 // future pipeline returns.
 func pipeline(ctx context.Context, eng offload.Engine, h crypto.Hash, r io.Reader,
 	finish func(ctx context.Context, p offload.Promise[[]byte], sum []byte, err error)) *offload.Future[[]byte] {
-	d, err := New(eng, h)
-	if err != nil {
+	var d interface {
+		digest(ctx context.Context, r io.Reader) ([]byte, error)
+	}
+	var err error
+	if _, ok := eng.(offload.HashSessioner); ok {
+		d, err = NewSession(eng, h)
+	} else {
+		d, err = New(eng, h)
+	}
+	switch {
+	case err != nil:
 		return offload.Failed[[]byte](err)
-	}
-	if r == nil {
+	case r == nil:
 		return offload.Failed[[]byte](fmt.Errorf("%w: %w", errNilReader, offload.ErrInvalid))
-	}
-	if ctx == nil {
-		ctx = context.Background()
+	case ctx == nil:
+		return offload.Failed[[]byte](fmt.Errorf("hasher: %w", offload.CheckContext(ctx)))
 	}
 	p := offload.NewPromise[[]byte]()
 	go func() {
@@ -103,9 +110,6 @@ func SignStream(ctx context.Context, s AsyncSigner, r io.Reader, opts crypto.Sig
 // engine, chunk k+1 is read into the other buffer; a buffer is reused only
 // after its request has resolved, and never after a failure.
 func (h *Hash) digest(ctx context.Context, r io.Reader) ([]byte, error) {
-	if h.sess != nil {
-		return h.digestDevice(ctx, r)
-	}
 	bufs := [2][]byte{make([]byte, h.chunk), make([]byte, h.chunk)}
 	var (
 		pending *offload.Future[offload.HashResult]

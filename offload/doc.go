@@ -24,12 +24,16 @@
 //
 // A Queue collects finished operations in batches (Collect, Poll), so one
 // goroutine can keep a slow device busy with hundreds of requests without a
-// goroutine per request, as wolfSSL_CTX_AsyncPoll or epoll do.
+// goroutine per request, as wolfSSL_CTX_AsyncPoll or epoll do. Result reads
+// a collected operation's value at its type, and a queue may hold futures
+// of several result types.
 //
 // # Limits and backpressure
 //
 // Every engine admits a bounded number of operations (Info.MaxInFlight) and
-// a bounded payload per request (Info.MaxInline). Admission waits, honouring
+// a bounded payload per request (Info.MaxInline). GCM is bounded apart
+// (Info.GCMLimit), since a GCM message cannot be split into requests: soft
+// and pkcs11 take any length crypto/cipher takes. Admission waits, honouring
 // the context, while the engine is full; a request that sets Call.NoWait
 // fails at once with ErrBusy instead. Blocking adapters set Call.Inline, which
 // lets an in-process engine do the work on the caller's goroutine when a
@@ -50,8 +54,16 @@
 // ciphertext shorter than the tag included, wraps crypto/cipher's own Open
 // error (see CipherRequest.Input). An engine's options are checked when it
 // is made: zero means the default, and a negative value fails with an error
-// wrapping ErrInvalid that names the option and its value. A panic in an
+// wrapping ErrInvalid that names the option and its value, as does a count
+// too large to make (above 1<<20 in-flight slots or workers). A panic in an
 // engine's work fails that request with a one-line error.
+//
+// Bad input is an error, never a panic, on every engine and adapter: a nil
+// request, a nil context (CheckContext: a failed future, or an error, that
+// wraps ErrInvalid, whatever the state of the engine or the future; pass
+// context.TODO when unsure), and a private key of the standard library's
+// that is malformed (CheckPrivateKey: D nil or out of range, missing
+// primes).
 //
 // # For engine authors
 //
@@ -64,7 +76,8 @@
 // resolved (SignParams, DecryptParams: the algorithm, the hash, the PSS
 // salt length for the key's modulus, the context string, OAEP's hashes and
 // label, the session-key length), so that no engine reads the options
-// itself. PSSSaltLength is crypto/rsa's salt rule and KeyTypeOf types a
-// standard library public key. The package offload/conformance holds the
+// itself. PSSSaltLength is crypto/rsa's salt rule, KeyTypeOf types a
+// standard library public key, and CheckPrivateKey refuses a malformed
+// private key before an engine reads it. The package offload/conformance holds the
 // suite every engine must pass.
 package offload

@@ -56,16 +56,46 @@ type Generator interface {
 
 // Info describes an engine: its name, its limits and what it can do.
 type Info struct {
-	Name        string      // short, lowercase: "soft", "pkcs11", "tpm", "qat"
-	MaxInFlight int         // operations admitted at once
-	MaxInline   int         // the largest payload one request may carry, in bytes
-	MinRSABits  int         // smallest RSA modulus accepted, 0 when RSA is not supported
-	MaxRSABits  int         // largest RSA modulus accepted
-	Algorithms  []Algorithm // what the engine can do, in Algorithm order
+	Name        string // short, lowercase: "soft", "pkcs11", "tpm", "qat"
+	MaxInFlight int    // operations admitted at once
+	MaxInline   int    // the largest payload one request may carry, in bytes
+	// MaxGCM is the longest GCM Input one CipherRequest may carry (a
+	// ciphertext with its tag, when opening); 0 means MaxInline. An engine
+	// that computes in process, or that streams a message to its device in
+	// parts, sets it far above MaxInline: a GCM message cannot be split
+	// into requests (one tag covers all of it), so this is the longest
+	// message the engine can seal or open at all.
+	MaxGCM     int
+	MinRSABits int         // smallest RSA modulus accepted, 0 when RSA is not supported
+	MaxRSABits int         // largest RSA modulus accepted
+	Algorithms []Algorithm // what the engine can do, in Algorithm order
 }
 
 // Supports reports whether the engine can do a.
 func (i Info) Supports(a Algorithm) bool { return slices.Contains(i.Algorithms, a) }
+
+// GCMLimit returns the longest GCM Input one request may carry: MaxGCM, or
+// MaxInline when MaxGCM is 0.
+func (i Info) GCMLimit() int {
+	if i.MaxGCM > 0 {
+		return i.MaxGCM
+	}
+	return i.MaxInline
+}
+
+// CheckContext returns an error wrapping ErrInvalid for a nil context, and
+// nil otherwise. Every engine and adapter method that takes a context
+// refuses a nil one with this error (in a failed future, where the method
+// returns one) instead of panicking or standing in context.Background():
+// as the context package says, pass context.TODO when unsure.
+func CheckContext(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	return nil
+}
+
+var errNilContext = fmt.Errorf("%w: nil context (use context.Background or context.TODO)", ErrInvalid)
 
 // Call holds how a request enters an engine. It is embedded in every request.
 type Call struct {

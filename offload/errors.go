@@ -3,6 +3,7 @@ package offload
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Every error an engine or adapter returns that falls into
@@ -56,8 +57,20 @@ type OpError struct {
 	Err    error  // the cause; never nil
 }
 
+// Error returns "engine op: cause". A leading "engine: " or "offload: " on
+// the cause's text is left out: the OpError says both already.
 func (e *OpError) Error() string {
-	return e.Engine + " " + e.Op.String() + ": " + e.Err.Error()
+	msg := e.Err.Error()
+	for {
+		if m, ok := strings.CutPrefix(msg, e.Engine+": "); ok && e.Engine != "" {
+			msg = m
+		} else if m, ok := strings.CutPrefix(msg, "offload: "); ok {
+			msg = m
+		} else {
+			break
+		}
+	}
+	return e.Engine + " " + e.Op.String() + ": " + msg
 }
 
 // Unwrap returns the cause.

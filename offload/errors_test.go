@@ -25,7 +25,7 @@ func TestOpError(t *testing.T) {
 	if !errors.As(err, &de) || de.code != 0x30 {
 		t.Fatal("device error lost")
 	}
-	if got, want := err.Error(), "soft sign: offload: authentication failed: device code 0x30"; got != want {
+	if got, want := err.Error(), "soft sign: authentication failed: device code 0x30"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
 	if errors.Unwrap(err) != oe.Err {
@@ -88,5 +88,26 @@ func TestNames(t *testing.T) {
 	info := Info{Algorithms: []Algorithm{ECDSAP256, Random}}
 	if !info.Supports(Random) || info.Supports(RSAPSS) {
 		t.Error("Info.Supports wrong")
+	}
+}
+
+// TestOpErrorText: an OpError says the engine and the operation once; the
+// cause's own "engine: " and "offload: " prefixes are not repeated.
+func TestOpErrorText(t *testing.T) {
+	for _, tt := range []struct {
+		engine string
+		cause  error
+		want   string
+	}{
+		{"pkcs11", fmt.Errorf("pkcs11: %w", ErrClosed), "pkcs11 sign: engine closed"},
+		{"soft", fmt.Errorf("soft: %w: digest is 5 bytes", ErrInvalid), "soft sign: invalid input: digest is 5 bytes"},
+		{"soft", ErrBusy, "soft sign: engine busy"},
+		{"soft", errors.New("pkcs11: C_Sign: CKR_GENERAL_ERROR (0x5)"), "soft sign: pkcs11: C_Sign: CKR_GENERAL_ERROR (0x5)"},
+		{"qat", errors.New("device lost"), "qat sign: device lost"},
+		{"", errors.New("offload: x"), " sign: x"},
+	} {
+		if got := Wrap(tt.engine, OpSign, tt.cause).Error(); got != tt.want {
+			t.Errorf("Wrap(%q, %v) = %q, want %q", tt.engine, tt.cause, got, tt.want)
+		}
 	}
 }

@@ -71,7 +71,7 @@ func ExampleQueue() {
 			log.Fatal(err)
 		}
 		for _, c := range batch[:n] {
-			sig, err := c.Future.(*offload.Future[[]byte]).Poll()
+			sig, err := offload.Result[[]byte](c)
 			if err == nil && ed25519.Verify(pub, msgs[c.Tag.(int)], sig) {
 				verified++
 			}

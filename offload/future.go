@@ -114,8 +114,14 @@ func (p Promise[T]) Pending() bool { return p.f.state.Load() == pending }
 
 // Wait blocks until the future resolves or ctx ends, whichever is first. When
 // ctx ends first it returns ctx's error and the future stays as it was: the
-// operation goes on, and a later Wait or Poll can still collect it.
+// operation goes on, and a later Wait or Poll can still collect it. A nil
+// ctx is refused with an error wrapping ErrInvalid, resolved or not (see
+// CheckContext), and also leaves the future as it was.
 func (f *Future[T]) Wait(ctx context.Context) (T, error) {
+	if ctx == nil {
+		var zero T
+		return zero, errNilContext
+	}
 	if f.state.Load() == resolved {
 		return f.val, f.err
 	}

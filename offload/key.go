@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"math/big"
+	"strings"
 )
 
 // KeyType names the kind of a key.
@@ -127,7 +128,9 @@ type Key struct {
 
 // NewKey is for engine authors: it wraps the engine's own handle on a key
 // (anything; only the engine looks at it) with the key's public half, type
-// and size in bits. pub is nil for secret keys.
+// and size in bits. pub is nil for secret keys. A handle with a method
+// Name() string names the key (see Key.Name): a label, a URI, a persistent
+// handle, never key material.
 func NewKey(e Engine, t KeyType, bits int, pub crypto.PublicKey, handle any) *Key {
 	return &Key{engine: e, typ: t, bits: bits, pub: pub, handle: handle}
 }
@@ -151,12 +154,43 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // made the key should use it.
 func (k *Key) Handle() any { return k.handle }
 
+// String describes the key for a person: the engine, the type and size,
+// and the engine's name for the key when it has one (Key.Name), as in
+// `pkcs11 ECDSA-P256 key "pkcs11:token=web;…;object=tls-key;id=%01;type=private"`.
+// It never shows key material.
+func (k *Key) String() string {
+	if k == nil {
+		return "<nil offload.Key>"
+	}
+	var b strings.Builder
+	if k.engine != nil {
+		b.WriteString(k.engine.Info().Name)
+		b.WriteByte(' ')
+	}
+	b.WriteString(k.typ.String())
+	switch k.typ {
+	case KeyRSA, KeyAES:
+		fmt.Fprintf(&b, "-%d", k.bits)
+	}
+	b.WriteString(" key")
+	if name := k.Name(); name != "" {
+		fmt.Fprintf(&b, " %q", name)
+	}
+	return b.String()
+}
+
+// errNilRequest is every request Check's answer to a nil request.
+var errNilRequest = fmt.Errorf("%w: nil request", ErrInvalid)
+
 // Check validates a sign request the way every engine must before it goes
 // near a device, and resolves what the request's options ask for (see
 // SignParams). Engines call it, check the algorithm against their Info,
 // and then use the parameters instead of reading Opts. Errors wrap
 // ErrInvalid.
 func (r *SignRequest) Check() (SignParams, error) {
+	if r == nil {
+		return SignParams{}, errNilRequest
+	}
 	if r.Key == nil {
 		return SignParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
@@ -174,10 +208,10 @@ func (r *SignRequest) Check() (SignParams, error) {
 	pssOpts, pss := r.Opts.(*rsa.PSSOptions)
 	edOpts, ed := r.Opts.(*ed25519.Options)
 	if pss && r.Key.typ != KeyRSA {
-		return SignParams{}, fmt.Errorf("%w: PSS options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: PSS options for an %v key", ErrInvalid, r.Key.typ)
 	}
 	if ed && r.Key.typ != KeyEd25519 {
-		return SignParams{}, fmt.Errorf("%w: Ed25519 options for a %v key", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: Ed25519 options for an %v key", ErrInvalid, r.Key.typ)
 	}
 	var err error
 	switch r.Key.typ {
@@ -222,7 +256,7 @@ func (r *SignRequest) Check() (SignParams, error) {
 			p.Context, p.Deterministic = o.Context, o.Deterministic
 		}
 	default:
-		return SignParams{}, fmt.Errorf("%w: a %v key cannot sign", ErrInvalid, r.Key.typ)
+		return SignParams{}, fmt.Errorf("%w: an %v key cannot sign", ErrInvalid, r.Key.typ)
 	}
 	if len(p.Context) > 255 {
 		return SignParams{}, fmt.Errorf("%w: %v context of %d bytes, at most 255", ErrInvalid, p.Alg, len(p.Context))
@@ -251,11 +285,14 @@ func (r *SignRequest) Input() []byte {
 // rsa.ErrDecryption, as in crypto/rsa.
 // Errors wrap ErrInvalid.
 func (r *DecryptRequest) Check() (DecryptParams, error) {
+	if r == nil {
+		return DecryptParams{}, errNilRequest
+	}
 	if r.Key == nil {
 		return DecryptParams{}, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Key.typ != KeyRSA {
-		return DecryptParams{}, fmt.Errorf("%w: a %v key cannot decrypt", ErrInvalid, r.Key.typ)
+		return DecryptParams{}, fmt.Errorf("%w: an %v key cannot decrypt", ErrInvalid, r.Key.typ)
 	}
 	if len(r.Ciphertext) == 0 {
 		return DecryptParams{}, fmt.Errorf("%w: empty ciphertext", ErrInvalid)
@@ -297,6 +334,9 @@ func (r *DecryptRequest) Check() (DecryptParams, error) {
 
 // Check validates a hash request and returns the algorithm it asks for.
 func (r *HashRequest) Check() (Algorithm, error) {
+	if r == nil {
+		return 0, errNilRequest
+	}
 	a, ok := HashAlgorithm(r.Hash)
 	if !ok {
 		return 0, fmt.Errorf("%w: hash %v", ErrUnsupported, r.Hash)
@@ -307,11 +347,14 @@ func (r *HashRequest) Check() (Algorithm, error) {
 // Check validates a cipher request's shape (not its key length or IV size,
 // which the engine checks) and returns the algorithm it asks for.
 func (r *CipherRequest) Check() (Algorithm, error) {
+	if r == nil {
+		return 0, errNilRequest
+	}
 	if r.Key == nil {
 		return 0, fmt.Errorf("%w: nil key", ErrInvalid)
 	}
 	if r.Key.typ != KeyAES {
-		return 0, fmt.Errorf("%w: a %v key is not a cipher key", ErrInvalid, r.Key.typ)
+		return 0, fmt.Errorf("%w: an %v key is not a cipher key", ErrInvalid, r.Key.typ)
 	}
 	switch r.Mode {
 	case ModeGCM:

@@ -12,6 +12,7 @@ import (
 	_ "crypto/sha256"
 	_ "crypto/sha512"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 )
@@ -303,6 +304,30 @@ func TestRandomRequestCheck(t *testing.T) {
 		empty, err := tc.req.Check(64)
 		if empty != tc.empty || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
 			t.Errorf("Check(%+v) = %v, %v; want %v, %v", tc.req, empty, err, tc.empty, tc.err)
+		}
+	}
+}
+
+type namedHandle string
+
+func (h namedHandle) Name() string { return string(h) }
+
+// TestKeyString: a Key describes itself by engine, type, size and the
+// engine's name for it, and shows nothing else of its handle.
+func TestKeyString(t *testing.T) {
+	secret := struct{ d []byte }{[]byte("do not print")}
+	for _, tt := range []struct {
+		key  *Key
+		want string
+	}{
+		{NewKey(nil, KeyECDSAP256, 256, nil, secret), "ECDSA-P256 key"},
+		{NewKey(nil, KeyRSA, 3072, nil, nil), "RSA-3072 key"},
+		{NewKey(nil, KeyAES, 128, nil, namedHandle("pkcs11:object=k;type=secret-key")), `AES-128 key "pkcs11:object=k;type=secret-key"`},
+		{NewKey(nil, KeyEd25519, 256, nil, namedHandle("")), "Ed25519 key"},
+		{nil, "<nil offload.Key>"},
+	} {
+		if got := fmt.Sprint(tt.key); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
 		}
 	}
 }

@@ -55,8 +55,12 @@ func (l *Limiter) TryAcquire() bool {
 }
 
 // Acquire takes a slot, waiting for one until ctx ends. On failure it
-// returns ctx's error and holds nothing.
+// returns ctx's error and holds nothing. A nil ctx is refused with an error
+// wrapping ErrInvalid, whether a slot is free or not (see CheckContext).
 func (l *Limiter) Acquire(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if l.TryAcquire() {
 		return nil
 	}

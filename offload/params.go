@@ -8,6 +8,7 @@ import (
 	"crypto/fips140"
 	"crypto/rsa"
 	"fmt"
+	"slices"
 )
 
 // SignParams are what SignRequest.Check finds out about a request: all an
@@ -111,4 +112,43 @@ func KeyTypeOf(pub crypto.PublicKey) (KeyType, int, error) {
 		return KeyEd25519, 256, nil
 	}
 	return 0, 0, fmt.Errorf("%w: public key of type %T", ErrUnsupported, pub)
+}
+
+// CheckPrivateKey reports a malformed private key of the standard library's
+// before an engine reads it: a nil *ecdsa.PrivateKey, one without a curve,
+// or whose D is missing or outside [1, N-1]; a nil *rsa.PrivateKey, one
+// without a modulus, private exponent or primes, or with a nil prime; an
+// ed25519.PrivateKey of the wrong length. The error wraps ErrInvalid. Any
+// other value, of whatever type, passes: the engine judges the types it
+// takes itself. Every engine's ImportKey calls it first, so a key that
+// crypto/ecdsa or crypto/rsa would panic on is refused the same way
+// everywhere.
+func CheckPrivateKey(priv any) error {
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		switch {
+		case k == nil || k.Curve == nil:
+			return fmt.Errorf("%w: incomplete ECDSA private key: no curve", ErrInvalid)
+		case k.D == nil:
+			return fmt.Errorf("%w: incomplete ECDSA private key: D is nil", ErrInvalid)
+		case k.D.Sign() <= 0 || k.D.Cmp(k.Curve.Params().N) >= 0:
+			return fmt.Errorf("%w: ECDSA private key whose D is not in [1, N-1]", ErrInvalid)
+		}
+	case *rsa.PrivateKey:
+		switch {
+		case k == nil || k.N == nil:
+			return fmt.Errorf("%w: incomplete RSA private key: no modulus", ErrInvalid)
+		case k.D == nil:
+			return fmt.Errorf("%w: incomplete RSA private key: D is nil", ErrInvalid)
+		case len(k.Primes) < 2:
+			return fmt.Errorf("%w: incomplete RSA private key: %d primes", ErrInvalid, len(k.Primes))
+		case slices.Contains(k.Primes, nil):
+			return fmt.Errorf("%w: incomplete RSA private key: a nil prime", ErrInvalid)
+		}
+	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize {
+			return fmt.Errorf("%w: Ed25519 private key of %d bytes", ErrInvalid, len(k))
+		}
+	}
+	return nil
 }

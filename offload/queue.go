@@ -2,16 +2,49 @@ package offload
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
-// A Completion is one finished operation collected from a Queue: the future
-// (resolved; read its result with Poll or Wait, which return at once) and the
-// tag it was added with.
+// A Completion is one finished operation collected from a Queue: the future,
+// resolved, and the tag it was added with. Result reads its value; Err reads
+// its error whatever its type.
 type Completion struct {
 	Future Awaitable
 	Tag    any
 }
+
+// Err returns the operation's error: nil when it succeeded.
+func (c Completion) Err() error {
+	if c.Future == nil {
+		return errNoFuture
+	}
+	return c.Future.Err()
+}
+
+// Result returns the value and error of the operation c holds, whose future
+// must be a *Future[T] (or another Awaitable with a Poll() (T, error)
+// method): for a Queue that collects the futures of one kind of operation,
+//
+//	sig, err := offload.Result[[]byte](c)
+//
+// reads a Sign's signature. A queue may hold futures of several result
+// types; a Result of the wrong type for c, or of a Completion without a
+// future, returns T's zero value and an error wrapping ErrInvalid, never a
+// panic.
+func Result[T any](c Completion) (T, error) {
+	p, ok := c.Future.(interface{ Poll() (T, error) })
+	if !ok {
+		var zero T
+		if c.Future == nil {
+			return zero, errNoFuture
+		}
+		return zero, fmt.Errorf("%w: Result[%T] of a completion holding a %T", ErrInvalid, zero, c.Future)
+	}
+	return p.Poll()
+}
+
+var errNoFuture = fmt.Errorf("%w: a completion without a future", ErrInvalid)
 
 // A Queue collects finished operations in batches, so one goroutine can drive
 // many operations without a goroutine per operation: add futures as they are
@@ -74,8 +107,12 @@ func (q *Queue) Poll(dst []Completion) int {
 // Collect waits until at least one operation has finished, then moves up to
 // len(dst) of them into dst and returns how many it moved. It returns 0 and
 // nil at once when nothing is outstanding, and 0 and ctx's error when ctx
-// ends first.
+// ends first. A nil ctx is refused with an error wrapping ErrInvalid (see
+// CheckContext).
 func (q *Queue) Collect(ctx context.Context, dst []Completion) (int, error) {
+	if ctx == nil {
+		return 0, errNilContext
+	}
 	if len(dst) == 0 {
 		return 0, nil
 	}

@@ -60,7 +60,7 @@ func TestQueueCollectBatches(t *testing.T) {
 			if c.Future.Err() != nil {
 				t.Fatalf("tag %d: %v", k, c.Future.Err())
 			}
-			v, _ := c.Future.(*Future[int]).Poll()
+			v, _ := Result[int](c)
 			if v != k*2 {
 				t.Fatalf("tag %d carries %d", k, v)
 			}
@@ -161,5 +161,80 @@ func TestQueuePoll(t *testing.T) {
 	q3.Add(f, 2)
 	if m := q3.Poll(dst); m != 2 {
 		t.Fatalf("same future added twice delivered %d times", m)
+	}
+}
+
+// TestQueueMixedResults: one queue collects futures of several result
+// types; Result reads each at its own type, and a read at the wrong type, or
+// of a completion without a future, is an error wrapping ErrInvalid.
+func TestQueueMixedResults(t *testing.T) {
+	q := NewQueue()
+	boom := errors.New("boom")
+	q.Add(Resolved([]byte("sig"), nil), "bytes")
+	q.Add(Resolved(HashResult{Sum: []byte{1, 2}}, nil), "hash")
+	q.Add(Failed[struct{}](boom), "failed")
+	p := NewPromise[int]()
+	q.Add(p.Future(), "late")
+	p.Resolve(7, nil)
+	dst := make([]Completion, 8)
+	n, err := q.Collect(context.Background(), dst)
+	if err != nil || n != 4 {
+		t.Fatalf("Collect = %d, %v; want 4", n, err)
+	}
+	for _, c := range dst[:n] {
+		switch c.Tag {
+		case "bytes":
+			if v, err := Result[[]byte](c); string(v) != "sig" || err != nil {
+				t.Errorf("Result[[]byte] = %q, %v", v, err)
+			}
+		case "hash":
+			if v, err := Result[HashResult](c); len(v.Sum) != 2 || err != nil {
+				t.Errorf("Result[HashResult] = %v, %v", v, err)
+			}
+		case "failed":
+			if _, err := Result[struct{}](c); err != boom || c.Err() != boom {
+				t.Errorf("Result[struct{}] = %v, Err = %v; want boom", err, c.Err())
+			}
+		case "late":
+			if v, err := Result[int](c); v != 7 || err != nil {
+				t.Errorf("Result[int] = %d, %v", v, err)
+			}
+		}
+		if c.Tag != "bytes" {
+			if v, err := Result[[]byte](c); v != nil || !errors.Is(err, ErrInvalid) {
+				t.Errorf("%v read as []byte = %v, %v; want an error wrapping ErrInvalid", c.Tag, v, err)
+			}
+		}
+	}
+	var empty Completion
+	if _, err := Result[int](empty); !errors.Is(err, ErrInvalid) || !errors.Is(empty.Err(), ErrInvalid) {
+		t.Errorf("a completion without a future: Result %v, Err %v", err, empty.Err())
+	}
+}
+
+// TestNilContext: Wait, Collect and Acquire refuse a nil context with
+// ErrInvalid whatever the state, so whether it is caught does not depend on
+// timing.
+func TestNilContext(t *testing.T) {
+	var nilCtx context.Context
+	p := NewPromise[int]()
+	if _, err := p.Future().Wait(nilCtx); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Wait(nil) pending = %v", err)
+	}
+	p.Resolve(1, nil)
+	if v, err := p.Future().Wait(nilCtx); v != 0 || !errors.Is(err, ErrInvalid) {
+		t.Errorf("Wait(nil) resolved = %d, %v", v, err)
+	}
+	q := NewQueue()
+	q.Add(p.Future(), nil)
+	if n, err := q.Collect(nilCtx, make([]Completion, 1)); n != 0 || !errors.Is(err, ErrInvalid) {
+		t.Errorf("Collect(nil) = %d, %v", n, err)
+	}
+	l := NewLimiter(1)
+	if err := l.Acquire(nilCtx); !errors.Is(err, ErrInvalid) || l.InUse() != 0 {
+		t.Errorf("Acquire(nil) with a free slot = %v, %d in use", err, l.InUse())
+	}
+	if err := CheckContext(context.TODO()); err != nil {
+		t.Errorf("CheckContext(TODO) = %v", err)
 	}
 }

@@ -7,6 +7,10 @@
 // fewer bytes than asked with a nil error. A chunk the engine returns shorter
 // than asked is reported as io.ErrUnexpectedEOF, never taken as random data
 // it is not.
+//
+// The random bytes are copied into the caller's buffer and the engine's
+// result buffers cleared at once, so no copy of them lingers in memory the
+// caller does not own. A nil context is bad input (offload.CheckContext).
 package rng
 
 import (
@@ -20,6 +24,12 @@ import (
 
 // defaultChunk is the request size used when an engine states no cap.
 const defaultChunk = 4096
+
+// MaxAsync is the most bytes one ReadAsync may ask for, 1 GiB: ReadAsync
+// allocates the whole result and submits every chunk at once, so a length
+// such as 1<<40 would exhaust memory instead of failing. Read any amount in
+// a loop with Read or ReadContext.
+const MaxAsync = 1 << 30
 
 // A Reader reads random bytes from an engine. It is safe for concurrent use.
 type Reader struct {
@@ -52,16 +62,18 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return r.ReadContext(context.Background(), p)
 }
 
-// ReadContext is Read with a context that bounds the wait and every request.
+// ReadContext is Read with a context that bounds the wait and every
+// request; a nil context is refused with an error wrapping
+// offload.ErrInvalid.
 func (r *Reader) ReadContext(ctx context.Context, p []byte) (int, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return 0, fmt.Errorf("rng: %w", err)
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
 	if r == nil || r.eng == nil {
 		return 0, errNoEngine
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	filled := 0
 	for filled < len(p) {
@@ -72,6 +84,7 @@ func (r *Reader) ReadContext(ctx context.Context, p []byte) (int, error) {
 			return filled, fmt.Errorf("rng: %w", err)
 		}
 		got := copy(p[filled:filled+want], b)
+		clear(b)
 		filled += got
 		if err := checkLen(len(b), want); err != nil {
 			return filled, err
@@ -96,19 +109,20 @@ func checkLen(got, want int) error {
 // bytes are requested in chunks of at most the engine's cap, all submitted
 // now (admission may wait for free slots, honouring ctx); no goroutine is
 // started. The future resolves with n bytes, or with the first error a chunk
-// met. n of zero resolves at once with an empty slice; a negative n fails
-// with offload.ErrInvalid.
+// met. n of zero resolves at once with an empty slice; a negative n, an n
+// above MaxAsync and a nil ctx fail with offload.ErrInvalid.
 func (r *Reader) ReadAsync(ctx context.Context, n int) *offload.Future[[]byte] {
 	switch {
+	case ctx == nil:
+		return offload.Failed[[]byte](fmt.Errorf("rng: %w", offload.CheckContext(ctx)))
 	case n < 0:
 		return offload.Failed[[]byte](fmt.Errorf("rng: %w: negative length %d", offload.ErrInvalid, n))
+	case n > MaxAsync:
+		return offload.Failed[[]byte](fmt.Errorf("rng: %w: %d bytes asked of ReadAsync, at most %d (MaxAsync); use Read in a loop", offload.ErrInvalid, n, MaxAsync))
 	case n == 0:
 		return offload.Resolved([]byte{}, nil)
 	case r == nil || r.eng == nil:
 		return offload.Failed[[]byte](errNoEngine)
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	buf := make([]byte, n)
 	p := offload.NewPromise[[]byte]()
@@ -134,6 +148,7 @@ func (r *Reader) ReadAsync(ctx context.Context, n int) *offload.Future[[]byte] {
 			b, err := f.Poll()
 			if err == nil {
 				copy(dst, b)
+				clear(b)
 				err = checkLen(len(b), want)
 			} else {
 				err = fmt.Errorf("rng: %w", err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +29,9 @@ type fakeEngine struct {
 	requests  atomic.Int64
 	largest   atomic.Int64
 	stats     offload.Stats
+
+	mu      sync.Mutex
+	answers [][]byte // every answer given, which the engine still holds
 }
 
 var _ offload.Engine = (*fakeEngine)(nil)
@@ -58,6 +63,9 @@ func (e *fakeEngine) Random(_ context.Context, req *offload.RandomRequest) *offl
 	}
 	b := make([]byte, max(req.N+e.delta, 0))
 	rand.Read(b)
+	e.mu.Lock()
+	e.answers = append(e.answers, b)
+	e.mu.Unlock()
 	e.stats.Finish(offload.OpRandom, start, nil)
 	return offload.Resolved(b, nil)
 }
@@ -257,6 +265,68 @@ func TestEdgeCases(t *testing.T) {
 	}
 	if _, err := testwait.Wait(t, rng.New(e).ReadAsync(ctx, 10), "ReadAsync with a cancelled context"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ReadAsync err = %v", err)
+	}
+}
+
+// TestNoCopyLeft: once a read has returned, the engine's result buffers
+// hold no random byte (each answer is cleared after its copy), whether the
+// read is blocking or a future, in one chunk or several.
+func TestNoCopyLeft(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		for _, n := range []int{100, 1000} {
+			t.Run(fmt.Sprintf("async=%v/%d", async, n), func(t *testing.T) {
+				fake := &fakeEngine{maxInline: 128}
+				r := rng.New(fake)
+				var got []byte
+				if async {
+					var err error
+					if got, err = testwait.Wait(t, r.ReadAsync(context.Background(), n), "ReadAsync"); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					got = make([]byte, n)
+					if _, err := r.Read(got); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if bytes.Equal(got, make([]byte, n)) {
+					t.Fatal("read nothing but zeros")
+				}
+				fake.mu.Lock()
+				defer fake.mu.Unlock()
+				if len(fake.answers) != (n+127)/128 {
+					t.Fatalf("%d answers, want %d", len(fake.answers), (n+127)/128)
+				}
+				for i, b := range fake.answers {
+					if !bytes.Equal(b, make([]byte, len(b))) {
+						t.Errorf("answer %d still holds random bytes after the read", i)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestBadInput: a nil context and a ReadAsync past MaxAsync (1<<40, which
+// would have to be allocated) are refused with offload.ErrInvalid, without
+// a request.
+func TestBadInput(t *testing.T) {
+	fake := &fakeEngine{maxInline: 128}
+	r := rng.New(fake)
+	var nilCtx context.Context
+	if n, err := r.ReadContext(nilCtx, make([]byte, 8)); n != 0 || !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("ReadContext(nil) = %d, %v", n, err)
+	}
+	if _, err := testwait.Wait(t, r.ReadAsync(nilCtx, 8), "ReadAsync(nil)"); !errors.Is(err, offload.ErrInvalid) {
+		t.Errorf("ReadAsync(nil) = %v", err)
+	}
+	for _, n := range []int{rng.MaxAsync + 1, 1 << 40, math.MaxInt} {
+		if _, err := testwait.Wait(t, r.ReadAsync(context.Background(), n), "ReadAsync"); !errors.Is(err, offload.ErrInvalid) {
+			t.Errorf("ReadAsync(%d) = %v; want ErrInvalid", n, err)
+		}
+	}
+	if k := fake.requests.Load(); k != 0 {
+		t.Errorf("%d requests reached the engine", k)
 	}
 }
 

@@ -93,7 +93,7 @@ func check(key *offload.Key) error {
 		return fmt.Errorf("signer: %w: key has no engine", offload.ErrInvalid)
 	}
 	if key.Public() == nil {
-		return fmt.Errorf("signer: %w: a %v key has no public half", offload.ErrInvalid, key.Type())
+		return fmt.Errorf("signer: %w: an %v key has no public half", offload.ErrInvalid, key.Type())
 	}
 	return nil
 }
@@ -155,8 +155,8 @@ func (s *Signer) sign(ctx context.Context, in []byte, opts crypto.SignerOpts, me
 	if s == nil || s.eng == nil {
 		return nil, errZero
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
 	}
 	req := offload.SignRequest{Call: offload.Call{Inline: true}, Key: s.key, Opts: opts}
 	s.setInput(&req, in, message)
@@ -210,8 +210,8 @@ func (s *Signer) signAsync(ctx context.Context, in []byte, opts crypto.SignerOpt
 	if s == nil || s.eng == nil {
 		return offload.Failed[[]byte](errZero)
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	if err := offload.CheckContext(ctx); err != nil {
+		return offload.Failed[[]byte](fmt.Errorf("signer: %w", err))
 	}
 	req := &offload.SignRequest{Key: s.key, Opts: opts}
 	s.setInput(req, in, message)
@@ -265,8 +265,8 @@ func (d *Decrypter) DecryptContext(ctx context.Context, ciphertext []byte, opts 
 	if d == nil || d.eng == nil {
 		return nil, errZero
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
 	}
 	req := offload.DecryptRequest{Call: offload.Call{Inline: true}, Key: d.key, Ciphertext: ciphertext, Opts: opts}
 	pt, err := d.eng.Decrypt(ctx, &req).Wait(ctx)
@@ -283,8 +283,8 @@ func (d *Decrypter) DecryptAsync(ctx context.Context, ciphertext []byte, opts cr
 	if d == nil || d.eng == nil {
 		return offload.Failed[[]byte](errZero)
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	if err := offload.CheckContext(ctx); err != nil {
+		return offload.Failed[[]byte](fmt.Errorf("signer: %w", err))
 	}
 	return d.eng.Decrypt(ctx, &offload.DecryptRequest{Key: d.key, Ciphertext: ciphertext, Opts: opts})
 }

@@ -268,3 +268,31 @@ func TestInline(t *testing.T) {
 		}
 	}
 }
+
+// TestNilContext: every context-taking method refuses a nil context with an
+// error wrapping offload.ErrInvalid, the blocking ones and the futures
+// alike, and reaches no engine.
+func TestNilContext(t *testing.T) {
+	e := newSoftEngine(t, soft.Options{})
+	s := generate(t, e, offload.KeyECDSAP256, 0)
+	d, err := signer.NewDecrypter(importKey(t, e, keyRSA()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilCtx context.Context
+	digest := make([]byte, 32)
+	_, err1 := s.SignContext(nilCtx, digest, crypto.SHA256)
+	_, err2 := s.SignMessageContext(nilCtx, []byte("m"), crypto.SHA256)
+	_, err3 := testwait.Wait(t, s.SignAsync(nilCtx, digest, crypto.SHA256), "SignAsync")
+	_, err4 := testwait.Wait(t, s.SignMessageAsync(nilCtx, []byte("m"), crypto.SHA256), "SignMessageAsync")
+	_, err5 := d.DecryptContext(nilCtx, make([]byte, 256), nil)
+	_, err6 := testwait.Wait(t, d.DecryptAsync(nilCtx, make([]byte, 256), nil), "DecryptAsync")
+	for i, err := range []error{err1, err2, err3, err4, err5, err6} {
+		if !errors.Is(err, offload.ErrInvalid) {
+			t.Errorf("call %d: %v; want an error wrapping offload.ErrInvalid", i+1, err)
+		}
+	}
+	if n := e.Stats().Op(offload.OpSign).Submitted + e.Stats().Op(offload.OpDecrypt).Submitted; n != 0 {
+		t.Errorf("%d requests reached the engine", n)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/testwait"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/tlsconfig"
@@ -28,15 +28,12 @@ import (
 func needTool(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	missing := ""
+	if err != nil {
+		missing = name + " not found"
 	}
-	msg := fmt.Sprintf("%s not found (%v): install it, e.g. apt-get install -y curl openssl", name, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	devicetest.Need(t, devicetest.Peers, missing, "apt-get install curl openssl")
+	return path
 }
 
 const greeting = "hello from an offloaded key"

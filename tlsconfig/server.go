@@ -41,10 +41,22 @@ func Server(certs ...tls.Certificate) *tls.Config { return Options{}.Server(cert
 // The certificate crypto/tls receives is a copy whose private key signs
 // with the handshake's context (see the package doc), when the key is a
 // ContextSigner; other keys are used as they are. certs are not modified;
-// their Leaf is parsed here when missing. The other fields of the returned
-// configuration are the zero values, which the caller may set.
+// their Leaf is parsed here when missing.
+//
+// The configuration's Certificates holds the same certificates, so code
+// that fills an empty Certificates with a certificate of its own (as
+// net/http/httptest's StartTLS does) leaves them in place, and every
+// client is served an offloaded key. crypto/tls asks GetCertificate only
+// when the client names a server (SNI) or Certificates is empty; a client
+// that names none (one connecting to an IP address) gets the certificate
+// crypto/tls picks from Certificates, whose key signs with
+// Options.SignTimeout but without the handshake's context. Setting
+// Certificates to nil makes every handshake go through GetCertificate.
+// The other fields of the returned configuration are the zero values,
+// which the caller may set.
 func (o Options) Server(certs ...tls.Certificate) *tls.Config {
 	certs = slices.Clone(certs)
+	fixed := make([]tls.Certificate, len(certs))
 	for i := range certs {
 		c := &certs[i]
 		if c.Leaf == nil && len(c.Certificate) > 0 {
@@ -52,9 +64,11 @@ func (o Options) Server(certs ...tls.Certificate) *tls.Config {
 			// then reports it, and crypto/tls does too.
 			c.Leaf, _ = x509.ParseCertificate(c.Certificate[0])
 		}
+		fixed[i] = *withContext(c, nil, nil, o.SignTimeout)
 	}
 	s := &server{opts: o, certs: certs}
 	return &tls.Config{
+		Certificates:   fixed,
 		GetCertificate: s.getCertificate,
 		Rand:           o.Rand,
 	}

@@ -166,7 +166,7 @@ func Schemes(key *offload.Key) ([]tls.SignatureScheme, error) {
 	switch t {
 	case offload.KeyECDSAP256, offload.KeyECDSAP384, offload.KeyECDSAP521, offload.KeyRSA, offload.KeyEd25519:
 	default:
-		return nil, fmt.Errorf("tlsconfig: %w: TLS cannot use a %v key", offload.ErrUnsupported, t)
+		return nil, fmt.Errorf("tlsconfig: %w: TLS cannot use an %v key", offload.ErrUnsupported, t)
 	}
 	pt, bits, err := offload.KeyTypeOf(key.Public())
 	if err != nil || pt != t {
@@ -196,7 +196,7 @@ func Schemes(key *offload.Key) ([]tls.SignatureScheme, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("tlsconfig: %w: engine %q can produce no TLS signature scheme for a %v key", offload.ErrUnsupported, info.Name, key.Type())
+		return nil, fmt.Errorf("tlsconfig: %w: engine %q can produce no TLS signature scheme for an %v key", offload.ErrUnsupported, info.Name, key.Type())
 	}
 	return out, nil
 }

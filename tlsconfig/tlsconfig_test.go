@@ -172,7 +172,7 @@ func TestSchemesModulusSize(t *testing.T) {
 	}
 	for _, k := range mismatched {
 		if got, err := tlsconfig.Schemes(k); !errors.Is(err, offload.ErrInvalid) {
-			t.Errorf("a %v key with a %T public key: Schemes = %v, %v; want ErrInvalid", k.Type(), k.Public(), got, err)
+			t.Errorf("an %v key with a %T public key: Schemes = %v, %v; want ErrInvalid", k.Type(), k.Public(), got, err)
 		}
 	}
 }

@@ -376,6 +376,9 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 	if x.closed.Load() {
 		return failOp(x, o, offload.ErrClosed)
 	}
+	if err := offload.CheckContext(ctx); err != nil {
+		return failOp(x, o, err)
+	}
 	if ctx.Err() != nil {
 		return failOp(x, o, context.Cause(ctx))
 	}

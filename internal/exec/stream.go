@@ -65,6 +65,9 @@ func Pin[S any](x *Executor[S], ctx context.Context, spec PinSpec[S]) (*Stream[S
 	if x.closed.Load() {
 		return nil, offload.Wrap(x.name, op, offload.ErrClosed)
 	}
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, offload.Wrap(x.name, op, err)
+	}
 	if ctx.Err() != nil {
 		return nil, offload.Wrap(x.name, op, context.Cause(ctx))
 	}
@@ -145,6 +148,10 @@ func Do[S, T any](st *Stream[S], ctx context.Context, step Step[S, T]) *offload.
 	defer st.mu.Unlock()
 	if st.err != nil {
 		return offload.Failed[T](offload.Wrap(x.name, op, st.err))
+	}
+	if err := offload.CheckContext(ctx); err != nil {
+		st.endLocked(err)
+		return offload.Failed[T](offload.Wrap(x.name, op, err))
 	}
 	if ctx.Err() != nil {
 		err := context.Cause(ctx)

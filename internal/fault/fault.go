@@ -63,7 +63,7 @@ type Request struct {
 // that wraps offload.ErrInvalid: a negative Latency, Jitter or NotReady
 // (zero means none), and a fault with neither Err nor Drop.
 func (o Options) Check(pkg string) error {
-	if err := optcheck.NonNegative(pkg,
+	if err := optcheck.Check(pkg,
 		optcheck.Duration("Options.Latency", o.Latency),
 		optcheck.Duration("Options.Jitter", o.Jitter),
 		optcheck.Int("Options.NotReady", o.NotReady)); err != nil {

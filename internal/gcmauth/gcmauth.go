@@ -12,10 +12,17 @@ package gcmauth
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"math"
 )
 
 // TagSize is the AES-GCM tag every engine makes and checks.
 const TagSize = 16
+
+// MaxInput is the longest GCM input crypto/cipher takes, the bound of an
+// engine that seals and opens messages of any length (offload.Info.MaxGCM):
+// a plaintext of 2^32-2 blocks, with its tag when opening; on a 32-bit
+// platform, any slice.
+var MaxInput = int(min(uint64(math.MaxInt), (1<<32-2)*aes.BlockSize+TagSize))
 
 // ErrOpen is the error crypto/cipher's AES-GCM Open returns when a message
 // does not authenticate.

@@ -8,7 +8,7 @@ import (
 	"github.com/offcrypt/offcrypt/offload"
 )
 
-func TestNonNegative(t *testing.T) {
+func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts []Opt
@@ -21,11 +21,17 @@ func TestNonNegative(t *testing.T) {
 			"soft: Options.MaxInFlight is -1: offload: invalid input: an option may not be negative (zero means the default)"},
 		{"duration", []Opt{Duration("Options.Latency", -time.Millisecond)},
 			"soft: Options.Latency is -1ms: offload: invalid input: an option may not be negative (zero means the default)"},
+		{"count-at-bound", []Opt{Count("Options.MaxInFlight", MaxCount)}, ""},
+		{"count-over", []Opt{Count("Options.MaxInFlight", 1<<40)},
+			"soft: Options.MaxInFlight is 1099511627776: offload: invalid input: at most 1048576"},
+		{"count-negative", []Opt{Count("Options.Workers", -1)},
+			"soft: Options.Workers is -1: offload: invalid input: an option may not be negative (zero means the default)"},
+		{"int-unbounded", []Opt{Int("Options.MaxInline", 1<<40)}, ""},
 		{"first-wins", []Opt{Int("Options.Workers", -2), Int("Options.MaxInline", -3)},
 			"soft: Options.Workers is -2: offload: invalid input: an option may not be negative (zero means the default)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := NonNegative("soft", tc.opts...)
+			err := Check("soft", tc.opts...)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 )
 
 // TPM is one running swtpm.
@@ -32,19 +34,27 @@ type TPM struct {
 // is skipped with an install hint, or fails when CI=true.
 func Start(t testing.TB) *TPM {
 	t.Helper()
+	missing := ""
 	if _, err := exec.LookPath("swtpm"); err != nil {
-		msg := "swtpm not installed (apt-get install swtpm swtpm-tools tpm2-tools)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missing = "swtpm not found"
 	}
-	s := &TPM{Dir: t.TempDir()}
-	if err := s.start(); err != nil {
+	devicetest.Need(t, devicetest.SWTPM, missing, "apt-get install swtpm swtpm-tools tpm2-tools")
+	s, err := Launch(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Launch starts swtpm with its state in dir, on free loopback ports, for a
+// program that is not a test (bench/); the caller stops it with Stop.
+func Launch(dir string) (*TPM, error) {
+	s := &TPM{Dir: dir}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // TCTI is the TCTI string tpm2-tools and tpm2-openssl use to reach it.
@@ -128,13 +138,11 @@ func (s *TPM) Restart(t testing.TB) {
 // Without tpm2-tools the test is skipped, or fails when CI=true.
 func (s *TPM) Tool(t testing.TB, dir string, name string, args ...string) string {
 	t.Helper()
+	missing := ""
 	if _, err := exec.LookPath(name); err != nil {
-		msg := name + " not installed (apt-get install tpm2-tools)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missing = name + " not found"
 	}
+	devicetest.Need(t, devicetest.TPM2Tools, missing, "apt-get install tpm2-tools")
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI="+s.TCTI())

@@ -73,7 +73,7 @@ func New(first, second offload.Engine, o Options) (offload.Engine, error) {
 	case first == second:
 		return nil, fmt.Errorf("compose: %w: one engine given twice", offload.ErrInvalid)
 	}
-	if err := optcheck.NonNegative("compose", optcheck.Int("Options.Threshold", o.Threshold)); err != nil {
+	if err := optcheck.Check("compose", optcheck.Int("Options.Threshold", o.Threshold)); err != nil {
 		return nil, err
 	}
 	if o.Threshold == 0 {
@@ -113,13 +113,14 @@ func Engines(eng offload.Engine) (first, second offload.Engine) {
 	return nil, nil
 }
 
-// union describes the pair: what either can do, the smaller payload cap
+// union describes the pair: what either can do, the smaller payload caps
 // (a request may be served by either), the sum of their in-flight limits.
 func union(a, b offload.Info) offload.Info {
 	i := offload.Info{
 		Name:        "compose(" + a.Name + "," + b.Name + ")",
 		MaxInFlight: a.MaxInFlight + b.MaxInFlight,
 		MaxInline:   min(a.MaxInline, b.MaxInline),
+		MaxGCM:      min(a.GCMLimit(), b.GCMLimit()),
 		MaxRSABits:  max(a.MaxRSABits, b.MaxRSABits),
 	}
 	switch {
@@ -205,6 +206,18 @@ func Record(ctx context.Context, r *Route) context.Context {
 // engine does not hold it.
 type pair struct{ first, second *offload.Key }
 
+// Name names the composed key as its engines do (Key.Name): the first
+// engine's name for it, else the second's.
+func (p *pair) Name() string {
+	if p.first != nil && p.first.Name() != "" {
+		return p.first.Name()
+	}
+	if p.second != nil {
+		return p.second.Name()
+	}
+	return ""
+}
+
 // keys returns the halves of k: a composed key's, or the engine's own key
 // as a half, or ErrForeignKey. A nil k (hash, random) is held by both.
 func (e *Engine) keys(k *offload.Key) (pair, error) {
@@ -256,6 +269,9 @@ func (r *request[R, T]) toSecond(async bool) *offload.Future[T] {
 // run routes the request and returns its future.
 func run[R, T any](r request[R, T]) *offload.Future[T] {
 	e := r.e
+	if err := offload.CheckContext(r.ctx); err != nil {
+		return offload.Failed[T](offload.Wrap(e.info.Name, r.op, err))
+	}
 	if e.closed.Load() {
 		return offload.Failed[T](offload.Wrap(e.info.Name, r.op, offload.ErrClosed))
 	}
@@ -375,6 +391,11 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	if req == nil {
 		return offload.Failed[[]byte](offload.Errorf(e.info.Name, offload.OpCipher, "%w: nil request", offload.ErrInvalid))
 	}
+	if req.Mode == offload.ModeGCM && len(req.Input) > e.info.MaxGCM {
+		// Either engine may serve it: the smaller limit holds.
+		return offload.Failed[[]byte](offload.Errorf(e.info.Name, offload.OpCipher, "%w: a GCM input of %d bytes, more than Info.MaxGCM %d",
+			offload.ErrInvalid, len(req.Input), e.info.MaxGCM))
+	}
 	return keyed(e, ctx, offload.OpCipher, req.Key, len(req.Input) < e.opt.Threshold, *req, sendCipher)
 }
 
@@ -493,6 +514,9 @@ func (e *Engine) own(p pair) *offload.Key {
 // always go there.
 func (g *generator) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
 	e := (*Engine)(g)
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("compose: generate: %w", err)
+	}
 	if e.closed.Load() {
 		return nil, fmt.Errorf("compose: generate: %w", offload.ErrClosed)
 	}
@@ -518,6 +542,9 @@ func (g *generator) GenerateKey(ctx context.Context, t offload.KeyType, bits int
 // OpStats.Fallbacks). The session stays where it opened.
 func (s *sessioner) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
 	e := (*Engine)(s)
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, offload.Wrap(e.info.Name, offload.OpHash, err)
+	}
 	if e.closed.Load() {
 		return nil, offload.Wrap(e.info.Name, offload.OpHash, offload.ErrClosed)
 	}
@@ -549,6 +576,8 @@ var errMismatch = fmt.Errorf("compose: %w: the two keys differ", offload.ErrInva
 func Pair(ctx context.Context, eng offload.Engine, first, second *offload.Key) (*offload.Key, error) {
 	e, ok := facet.Base(eng).(*Engine)
 	switch {
+	case offload.CheckContext(ctx) != nil:
+		return nil, fmt.Errorf("compose: pair: %w", offload.CheckContext(ctx))
 	case !ok:
 		return nil, fmt.Errorf("compose: %w: not a composed engine", offload.ErrInvalid)
 	case first == nil || second == nil:

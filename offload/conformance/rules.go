@@ -18,13 +18,17 @@ import (
 // rules checks the behaviours offload's docs fix for every engine where
 // engines once differed: a request for no random bytes, a GCM ciphertext
 // shorter than the tag, a context that ends while the work runs on the
-// caller's goroutine, and (on the engine as it is) options out of range.
+// caller's goroutine, a nil request or context, and (on the engine as it
+// is) options out of range, malformed private keys and GCM at every size.
 func (s *suite) rules(t *testing.T) {
 	t.Run("random_empty", s.randomEmpty)
 	t.Run("gcm_short", s.gcmShort)
 	t.Run("inline_context_ends", s.inlineContextEnds)
+	t.Run("nil_input", s.nilInput)
 	if s.mode.opts == nil {
 		t.Run("negative_options", s.negativeOptions)
+		t.Run("import_invalid", s.importInvalid)
+		t.Run("gcm_sizes", s.gcmSizes)
 	}
 }
 

@@ -121,6 +121,9 @@ func (e *Engine) Close() error {
 
 // Sign applies the options, then forwards to the inner engine's Sign.
 func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Future[[]byte] {
+	if req == nil {
+		return nilRequest[[]byte](e, offload.OpSign)
+	}
 	r := *req
 	r.Key = e.innerKey(req.Key)
 	return forward(e, ctx, offload.OpSign, req.Key, &r.Call, nil, func() *offload.Future[[]byte] { return e.inner.Sign(ctx, &r) })
@@ -128,6 +131,9 @@ func (e *Engine) Sign(ctx context.Context, req *offload.SignRequest) *offload.Fu
 
 // Decrypt applies the options, then forwards to the inner engine's Decrypt.
 func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offload.Future[[]byte] {
+	if req == nil {
+		return nilRequest[[]byte](e, offload.OpDecrypt)
+	}
 	r := *req
 	r.Key = e.innerKey(req.Key)
 	return forward(e, ctx, offload.OpDecrypt, req.Key, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Decrypt(ctx, &r) })
@@ -135,12 +141,18 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 
 // Hash applies the options, then forwards to the inner engine's Hash.
 func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Future[offload.HashResult] {
+	if req == nil {
+		return nilRequest[offload.HashResult](e, offload.OpHash)
+	}
 	r := *req
 	return forward(e, ctx, offload.OpHash, nil, &r.Call, nil, func() *offload.Future[offload.HashResult] { return e.inner.Hash(ctx, &r) })
 }
 
 // Cipher applies the options, then forwards to the inner engine's Cipher.
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
+	if req == nil {
+		return nilRequest[[]byte](e, offload.OpCipher)
+	}
 	r := *req
 	r.Key = e.innerKey(req.Key)
 	var release func([]byte)
@@ -166,6 +178,11 @@ func (e *Engine) Random(ctx context.Context, req *offload.RandomRequest) *offloa
 	}
 	r := *req
 	return forward(e, ctx, offload.OpRandom, nil, &r.Call, zero, func() *offload.Future[[]byte] { return e.inner.Random(ctx, &r) })
+}
+
+// nilRequest fails a nil request, as every engine does.
+func nilRequest[T any](e *Engine, op offload.Op) *offload.Future[T] {
+	return exec.Fail[T](e.x, op, fmt.Errorf("inject: %w: nil request", offload.ErrInvalid))
 }
 
 // zero clears a secret result that will never be delivered.

@@ -203,7 +203,7 @@ func TestWrapLatency(t *testing.T) {
 			break
 		}
 		for _, c := range dst[:m] {
-			v, err := c.Future.(*offload.Future[[]byte]).Poll()
+			v, err := offload.Result[[]byte](c)
 			i := c.Tag.(int)
 			if err != nil || string(v) != string([]byte{byte('0' + i%10), 'a'}) {
 				t.Fatalf("request %d: %q, %v", i, v, err)

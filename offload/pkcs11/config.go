@@ -41,11 +41,12 @@ type Config struct {
 
 	// MaxInFlight is the number of operations admitted at once, which is
 	// also the number of sessions the engine opens and of worker goroutines
-	// it runs. Zero means 4.
+	// it runs. Zero means 4; at most 1<<20.
 	MaxInFlight int
 
-	// MaxInline is the largest payload one request may carry, in bytes.
-	// Zero means 32 KiB.
+	// MaxInline is the largest payload one request may carry, in bytes, and
+	// the size of the parts in which a longer GCM message is streamed to the
+	// token (see Engine.Cipher). Zero means 32 KiB.
 	MaxInline int
 
 	// BreakerThreshold is the number of consecutive failed recoveries
@@ -71,8 +72,8 @@ const (
 // negative value is refused, with an error wrapping offload.ErrInvalid that
 // names the field and its value.
 func (c Config) withDefaults() (Config, error) {
-	if err := optcheck.NonNegative("pkcs11",
-		optcheck.Int("Config.MaxInFlight", c.MaxInFlight),
+	if err := optcheck.Check("pkcs11",
+		optcheck.Count("Config.MaxInFlight", c.MaxInFlight),
 		optcheck.Int("Config.MaxInline", c.MaxInline),
 		optcheck.Int("Config.BreakerThreshold", c.BreakerThreshold),
 		optcheck.Duration("Config.BreakerCooldown", c.BreakerCooldown)); err != nil {

@@ -103,6 +103,7 @@ func TestConfigDefaults(t *testing.T) {
 		want string
 	}{
 		{Config{MaxInFlight: -1}, "pkcs11: Config.MaxInFlight is -1: "},
+		{Config{MaxInFlight: 1 << 40}, "pkcs11: Config.MaxInFlight is 1099511627776: offload: invalid input: at most 1048576"},
 		{Config{MaxInline: -1}, "pkcs11: Config.MaxInline is -1: "},
 		{Config{BreakerThreshold: -1}, "pkcs11: Config.BreakerThreshold is -1: "},
 		{Config{BreakerCooldown: -time.Second}, "pkcs11: Config.BreakerCooldown is -1s: "},

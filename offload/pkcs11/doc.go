@@ -30,10 +30,24 @@
 //
 // # Keys
 //
-// Keys are found by RFC 7512 URI (ParseURI, Engine.FindKey) or generated on
-// the token (Engine.GenerateKey). A private key whose public object is
-// missing takes its public half from a certificate with the same CKA_ID or
-// label, or from the private object's own attributes.
+// Keys are found by RFC 7512 URI (ParseURI, Engine.FindKey), generated on
+// the token with a label and CKA_ID of the caller's (Engine.Generate) or
+// random ones (Engine.GenerateKey), or imported (Engine.ImportKey). A
+// private key whose public object is missing takes its public half from a
+// certificate with the same CKA_ID or label, or from the private object's
+// own attributes. Every key's offload.Key.Name is its URI (Engine.KeyURI
+// parses it): the token's label and serial number, the key's label, id and
+// type, which FindKey, pkcs11-tool and p11tool all understand.
+//
+// Engine.List and Engine.ListKeys list the objects a URI filter selects,
+// reading only their labels and ids; Engine.Delete and Engine.DeleteKey
+// destroy exactly the one object a URI names, and on request the public
+// key objects and certificates that share its CKA_ID.
+// Engine.ImportCertificate stores a certificate chain beside its key and
+// Engine.FindCertificate finds it again with the key, which is what
+// tlsconfig.Load needs to build a TLS server from one URI. The engine is an
+// offload.KeyStore and an offload.CertificateFinder, so callers that hold
+// any engine can use these without importing this package.
 //
 // # Mechanisms
 //
@@ -50,9 +64,13 @@
 // token's answer never tells whether the padding was right; where raw RSA
 // is refused it uses CKM_RSA_PKCS_OAEP or CKM_RSA_PKCS. AES runs as
 // CKM_AES_GCM, CKM_AES_CBC (no padding) and CKM_AES_CTR (128-bit counter),
-// one C_Encrypt or C_Decrypt per request; a GCM message that does not
-// authenticate fails with an error wrapping crypto/cipher's own, which the
-// cipher adapter reports as its ErrOpen. Random bytes come from
+// one C_Encrypt or C_Decrypt per request, except a GCM message longer than
+// MaxInline, which is streamed in parts of MaxInline bytes on one session
+// (C_EncryptUpdate and C_EncryptFinal, or C_DecryptUpdate and
+// C_DecryptFinal, whose tag check comes before any plaintext leaves the
+// engine), so GCM takes any length crypto/cipher takes. A GCM message that
+// does not authenticate fails with an error wrapping crypto/cipher's own,
+// which the cipher adapter reports as its ErrOpen. Random bytes come from
 // C_GenerateRandom. Info lists only what the token's C_GetMechanismList
 // offers.
 //
@@ -62,11 +80,13 @@
 // library marshals it, so that an engine keeps nothing between requests. A
 // token cannot take such a state: its digest state lives inside one session
 // (C_DigestInit, C_DigestUpdate, C_DigestFinal) and cannot be exported or
-// imported. So Hash fails with offload.ErrUnsupported, and the engine is an
+// imported (SoftHSM2 answers C_GetOperationState with
+// CKR_FUNCTION_NOT_SUPPORTED). So Hash fails with offload.ErrUnsupported, and the engine is an
 // offload.HashSessioner instead: HashSession pins one worker, and its
 // PKCS #11 session, to a digest from C_DigestInit to C_DigestFinal, and
-// hasher/ streams through it (and refuses to marshal or clone, since the
-// state stays on the token). Info lists the SHA-2 hashes whose C_Digest
+// hasher.NewSession streams through it (hasher.New refuses the engine: a
+// hash.Hash's Sum must leave the state as it was, and C_DigestFinal ends
+// it). Info lists the SHA-2 hashes whose C_Digest
 // mechanisms the token has. An open hash session holds a slot and a worker
 // until Final or Close. Digest hashes a whole message in one C_Digest.
 //

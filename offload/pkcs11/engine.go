@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -42,6 +43,11 @@ type Engine struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// names serialises the check-then-create of named objects (Generate,
+	// ImportCertificate), so two of them in this engine cannot both find a
+	// name free.
+	names sync.Mutex
 
 	// updateHook, when set (tests only, before any hash session starts),
 	// runs on a pinned worker before each C_DigestUpdate.
@@ -93,6 +99,9 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -203,13 +212,33 @@ func (e *Engine) findToken() (uint, error) {
 	switch len(found) {
 	case 0:
 		// Missing at Open, unreachable at recovery: the caller adds which.
-		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v)",
-			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot))
+		return 0, fmt.Errorf("pkcs11: %w (label %q, serial %q, slot %v); %s",
+			errNoToken, e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), e.tokensSeen(slots))
 	case 1:
 		return found[0], nil
 	}
 	return 0, fmt.Errorf("pkcs11: %d tokens match (label %q, serial %q, slot %v); say which: %w",
 		len(found), e.cfg.TokenLabel, e.cfg.TokenSerial, slotString(e.cfg.Slot), offload.ErrInvalid)
+}
+
+// tokensSeen describes the initialised tokens in slots, for an error that
+// says none matched.
+func (e *Engine) tokensSeen(slots []uint) string {
+	var seen []string
+	for _, s := range slots {
+		ti, err := e.p.GetTokenInfo(s)
+		if err != nil || ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+			continue
+		}
+		seen = append(seen, fmt.Sprintf("label %q serial %q slot %d", ti.Label, ti.SerialNumber, s))
+	}
+	if len(seen) == 0 {
+		return fmt.Sprintf("no initialised token in the module's %d slots", len(slots))
+	}
+	if len(seen) == 1 {
+		return "the one token seen: " + seen[0]
+	}
+	return fmt.Sprintf("%d tokens seen: %s", len(seen), strings.Join(seen, "; "))
 }
 
 func slotString(s *uint) string {
@@ -247,7 +276,7 @@ func (e *Engine) readMechanisms() error {
 		mi, ok := e.mechs[m]
 		return ok && mi.Flags&flag != 0
 	}
-	info := offload.Info{Name: name, MaxInFlight: e.cfg.MaxInFlight, MaxInline: e.cfg.MaxInline}
+	info := offload.Info{Name: name, MaxInFlight: e.cfg.MaxInFlight, MaxInline: e.cfg.MaxInline, MaxGCM: maxGCM}
 	if has(pkcs11.CKM_ECDSA, ckfSign) {
 		info.Algorithms = append(info.Algorithms, offload.ECDSAP256, offload.ECDSAP384, offload.ECDSAP521)
 	}

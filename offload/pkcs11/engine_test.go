@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -776,8 +778,11 @@ func TestErrorMapping(t *testing.T) {
 			if !errors.As(err, &code) || uint(code) != tt.code {
 				t.Errorf("code not in the chain: %v", err)
 			}
-			if !strings.HasPrefix(err.Error(), "pkcs11 sign: pkcs11: C_") {
-				t.Errorf("message %q", err)
+			// "pkcs11 sign: C_Sign: CKR_DEVICE_ERROR (0x30)": the name and
+			// the code, each said once.
+			name := strings.TrimPrefix(pkcs11.Error(tt.code).Error(), fmt.Sprintf("pkcs11: 0x%X: ", tt.code))
+			if want := fmt.Sprintf(": %s (0x%X)", name, tt.code); !strings.HasPrefix(err.Error(), "pkcs11 sign: C_") || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("message %q, want \"pkcs11 sign: C_...%s\"", err, want)
 			}
 		})
 	}
@@ -859,11 +864,10 @@ func TestThreadsWithManyCallers(t *testing.T) {
 func needPkcs11Tool(t *testing.T) string {
 	t.Helper()
 	tool, err := exec.LookPath("pkcs11-tool")
+	missing := ""
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pkcs11-tool not found: install opensc")
-		}
-		t.Skip("pkcs11-tool not found: install opensc")
+		missing = "pkcs11-tool not found"
 	}
+	devicetest.Need(t, devicetest.PKCS11Tool, missing, "apt-get install opensc")
 	return tool
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/miekg/pkcs11"
 	"github.com/offcrypt/offcrypt/offload"
@@ -20,7 +21,16 @@ type ckError struct {
 	decrypt bool         // the failure came from a decryption
 }
 
-func (e *ckError) Error() string { return "pkcs11: " + e.fn + ": " + e.code.Error() }
+// Error returns "pkcs11: C_Fn: CKR_NAME (0xCODE)".
+func (e *ckError) Error() string {
+	// The module's own text is "pkcs11: 0xCODE: CKR_NAME"; its name is
+	// what a person looks up.
+	name := e.code.Error()
+	if i := strings.LastIndex(name, ": "); i >= 0 {
+		name = name[i+2:]
+	}
+	return fmt.Sprintf("pkcs11: %s: %s (0x%X)", e.fn, name, uint(e.code))
+}
 
 // Unwrap returns the module's own error.
 func (e *ckError) Unwrap() error { return e.code }

@@ -52,8 +52,8 @@ func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSe
 	if e.closed.Load() {
 		return nil, wrap(errClosed)
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, wrap(err)
 	}
 	if ctx.Err() != nil {
 		return nil, wrap(context.Cause(ctx))
@@ -177,10 +177,9 @@ func send[T any](s *stream, ctx context.Context, step exec.Step[*worker, T]) *of
 // data fails with offload.ErrInvalid and, like every failure, ends the
 // stream.
 func (s *stream) Update(ctx context.Context, data []byte) *offload.Future[struct{}] {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	switch {
+	case ctx == nil:
+		return send(s, ctx, exec.Step[*worker, struct{}]{}) // refused, and the stream ended, by the executor
 	case len(data) > s.e.cfg.MaxInline:
 		err := s.end(fmt.Errorf("pkcs11: %d bytes in one hash update, more than MaxInline %d: %w", len(data), s.e.cfg.MaxInline, offload.ErrInvalid))
 		return offload.Failed[struct{}](offload.Wrap(name, offload.OpHash, err))
@@ -205,9 +204,6 @@ func (s *stream) Update(ctx context.Context, data []byte) *offload.Future[struct
 
 // Final ends the digest and returns it.
 func (s *stream) Final(ctx context.Context) *offload.Future[[]byte] {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	return send(s, ctx, exec.Step[*worker, []byte]{Last: true, Work: func(w *worker) ([]byte, error) {
 		sum, err := w.p.DigestFinal(w.sh)
 		s.active = false // ended by C_DigestFinal, whatever it returned

@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/leakcheck"
+	"github.com/offcrypt/offcrypt/internal/softhsm"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -29,7 +31,7 @@ import (
 // SOFTHSM2_CONF for the process (t.Setenv would be undone after one test,
 // while a later C_Initialize reads it again).
 const (
-	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+	softhsmModule = softhsm.Module
 	mainToken     = "offcrypt" // keys made by pkcs11-tool live here
 	mainPIN       = "1234"
 	authToken     = "authtest" // the wrong-PIN test's own token
@@ -71,13 +73,7 @@ func runMain(m *testing.M) int {
 }
 
 func setupSoftHSM() error {
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		hsm.missing = "softhsm2-util not found"
-		return nil
-	}
-	if _, err := os.Stat(softhsmModule); err != nil {
-		hsm.missing = softhsmModule + " not found"
+	if hsm.missing = softhsm.Missing(); hsm.missing != "" {
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "offcrypt-pkcs11-")
@@ -85,13 +81,9 @@ func setupSoftHSM() error {
 		return err
 	}
 	hsm.dir = dir
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		return err
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+	conf, err := softhsm.Setup(dir, softhsm.Token{Label: mainToken, PIN: mainPIN},
+		softhsm.Token{Label: authToken, PIN: authPIN}, softhsm.Token{Label: remoteToken, PIN: remotePIN})
+	if err != nil {
 		return err
 	}
 	os.Setenv("SOFTHSM2_CONF", conf)
@@ -101,11 +93,6 @@ func setupSoftHSM() error {
 			return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
 		}
 		return nil
-	}
-	for _, tk := range [][2]string{{mainToken, mainPIN}, {authToken, authPIN}, {remoteToken, remotePIN}} {
-		if err := run(util, "--init-token", "--free", "--label", tk[0], "--so-pin", "12345678", "--pin", tk[1]); err != nil {
-			return err
-		}
 	}
 	tool, err := exec.LookPath("pkcs11-tool")
 	if err != nil {
@@ -187,12 +174,7 @@ func certFor(u *URI) ([]byte, error) {
 // needHSM skips (or, in CI, fails) a test when SoftHSM2 is not installed.
 func needHSM(t testing.TB) {
 	t.Helper()
-	if hsm.missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-		}
-		t.Skipf("%s: install softhsm2 (apt-get install softhsm2)", hsm.missing)
-	}
+	devicetest.Need(t, devicetest.SoftHSM2, hsm.missing, "apt-get install softhsm2")
 	if hsm.setup != nil {
 		t.Fatalf("setting up SoftHSM2: %v", hsm.setup)
 	}

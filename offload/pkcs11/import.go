@@ -39,7 +39,10 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed.Load() {
 		return nil, errClosed
 	}
-	id, label, common := newObjectName()
+	if err := offload.CheckPrivateKey(priv); err != nil {
+		return nil, fmt.Errorf("pkcs11: %w", err)
+	}
+	id, label, common := newObjectName(nil, "", true)
 	secret := func(class, kt uint, extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(class),
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt),
@@ -184,14 +187,14 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 			obj, err = w.p.CreateObject(w.sh, prT)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pkcs11: importing a %v key: %w", typ, ckErr("C_CreateObject", err))
+			return nil, fmt.Errorf("pkcs11: importing an %v key: %w", typ, ckErr("C_CreateObject", err))
 		}
 		if pubT != nil {
 			// The public object only helps a later FindKey; the key works
 			// without it, so a token that refuses it does not fail the import.
 			w.p.CreateObject(w.sh, pubT)
 		}
-		h := &keyHandle{obj: obj, gen: e.rec.keyGen.Load(), class: class, id: id, label: label}
+		h := e.newHandle(obj, class, id, label)
 		return offload.NewKey(e, typ, bits, pub, h), nil
 	})
 	return f.Wait(context.Background())

@@ -34,6 +34,8 @@ type keyHandle struct {
 	id    []byte
 	label string
 
+	name string // the key's URI; "" when it has neither id nor label
+
 	mu  sync.Mutex
 	obj pkcs11.ObjectHandle // guarded by mu
 	gen uint64              // the engine's key generation obj belongs to; guarded by mu
@@ -82,13 +84,7 @@ func (e *Engine) FindKeyURI(ctx context.Context, u *URI) (*offload.Key, error) {
 	if err := e.matchToken(u); err != nil {
 		return nil, err
 	}
-	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
-	if u.Object != "" {
-		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object))
-	}
-	if len(u.ID) > 0 {
-		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, bytes.Clone(u.ID)))
-	}
+	tmpl := objectTemplate(class, u)
 	desc := u.String()
 	f := submit(e, ctx, offload.OpSign, false, offload.Call{}, func(w *worker) (*offload.Key, error) {
 		objs, err := findObjects(w, tmpl, 2)
@@ -143,20 +139,45 @@ func (e *Engine) matchToken(u *URI) error {
 	return nil
 }
 
-// findObjects returns up to max objects matching tmpl.
+// findObjects returns up to max objects matching tmpl, or every one when
+// max is 0.
 func findObjects(w *worker, tmpl []*pkcs11.Attribute, max int) ([]pkcs11.ObjectHandle, error) {
 	if err := w.p.FindObjectsInit(w.sh, tmpl); err != nil {
 		return nil, ckErr("C_FindObjectsInit", err)
 	}
-	objs, _, err := w.p.FindObjects(w.sh, max)
-	ferr := w.p.FindObjectsFinal(w.sh)
-	if err != nil {
-		return nil, ckErr("C_FindObjects", err)
+	var all []pkcs11.ObjectHandle
+	for max == 0 || len(all) < max {
+		n := 64
+		if max > 0 {
+			n = max - len(all)
+		}
+		objs, _, err := w.p.FindObjects(w.sh, n)
+		if err != nil {
+			w.p.FindObjectsFinal(w.sh)
+			return nil, ckErr("C_FindObjects", err)
+		}
+		if len(objs) == 0 {
+			break
+		}
+		all = append(all, objs...)
 	}
-	if ferr != nil {
-		return nil, ckErr("C_FindObjectsFinal", ferr)
+	if err := w.p.FindObjectsFinal(w.sh); err != nil {
+		return nil, ckErr("C_FindObjectsFinal", err)
 	}
-	return objs, nil
+	return all, nil
+}
+
+// objectTemplate is the search template for objects of class that u
+// names by label (object) and id.
+func objectTemplate(class uint, u *URI) []*pkcs11.Attribute {
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
+	if u.Object != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object))
+	}
+	if len(u.ID) > 0 {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, bytes.Clone(u.ID)))
+	}
+	return tmpl
 }
 
 // attrs reads the given attributes of obj, by type.
@@ -197,7 +218,7 @@ func (e *Engine) loadKey(w *worker, obj pkcs11.ObjectHandle, class uint) (*offlo
 	if !ok {
 		return nil, fmt.Errorf("pkcs11: key object has no CKA_KEY_TYPE: %w", offload.ErrInvalid)
 	}
-	h := &keyHandle{obj: obj, gen: e.rec.keyGen.Load(), class: class, id: a[pkcs11.CKA_ID], label: string(a[pkcs11.CKA_LABEL])}
+	h := e.newHandle(obj, class, a[pkcs11.CKA_ID], string(a[pkcs11.CKA_LABEL]))
 	if class == pkcs11.CKO_SECRET_KEY {
 		if kt != pkcs11.CKK_AES {
 			return nil, fmt.Errorf("pkcs11: secret key of type %#x: %w", kt, offload.ErrUnsupported)
@@ -382,23 +403,29 @@ func (e *Engine) handleOf(k *offload.Key) (*keyHandle, error) {
 	}
 	h, ok := k.Handle().(*keyHandle)
 	if k.Engine() != offload.Engine(e) || !ok {
-		return nil, fmt.Errorf("pkcs11: %w", offload.ErrForeignKey)
+		return nil, fmt.Errorf("pkcs11: %w: %v", offload.ErrForeignKey, k)
 	}
 	return h, nil
 }
 
-// newObjectName names a key object this engine creates: a random 16-byte
-// CKA_ID, the label "offcrypt-" followed by the id's first 8 bytes in hex,
-// and the attributes every such object carries (class, token object, id,
-// label), so that the key can be found again after recovery.
-func newObjectName() (id []byte, label string, common func(class uint) []*pkcs11.Attribute) {
-	id = make([]byte, 16)
-	rand.Read(id)
-	label = "offcrypt-" + hex.EncodeToString(id[:8])
+// newObjectName names a key object this engine creates: with the CKA_ID
+// and CKA_LABEL given, or a random 16-byte CKA_ID and the label "offcrypt-"
+// followed by the id's first 8 bytes in hex; common gives the attributes
+// every such object carries (class, token or session object, id, label),
+// so that the key can be found again after recovery.
+func newObjectName(id []byte, label string, token bool) (_ []byte, _ string, common func(class uint) []*pkcs11.Attribute) {
+	if id == nil {
+		id = make([]byte, 16)
+		rand.Read(id)
+	}
+	id = bytes.Clone(id)
+	if label == "" {
+		label = "offcrypt-" + hex.EncodeToString(id[:min(len(id), 8)])
+	}
 	common = func(class uint) []*pkcs11.Attribute {
 		return []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, token),
 			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
 			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
 		}
@@ -409,16 +436,32 @@ func newObjectName() (id []byte, label string, common func(class uint) []*pkcs11
 // GenerateKey makes a new key on the token: ECDSA P-256, P-384 or P-521
 // (bits is ignored or must match the curve), RSA of 2048 to 4096 bits (0
 // means 2048), Ed25519 where the token has CKM_EC_EDWARDS_KEY_PAIR_GEN, or
-// AES of 128, 192 or 256 bits (0 means 256). Keys are token objects, private
-// and not extractable, with a random 16-byte CKA_ID and the label
-// "offcrypt-" followed by the id's first 8 bytes in hex. A key type or size
-// the token cannot make fails with offload.ErrUnsupported before any
-// session is used.
+// AES of 128, 192 or 256 bits (0 means 256). It is Generate with a random
+// 16-byte CKA_ID and the label "offcrypt-" followed by the id's first 8
+// bytes in hex.
 func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
+	return e.Generate(ctx, KeyOptions{Type: t, Bits: bits})
+}
+
+// Generate makes a new key on the token, as o says: a token object (or a
+// session object), private, sensitive and not extractable, with o's label
+// and CKA_ID; a key pair's public object carries the same label and ID.
+// The key's Name is its URI. A label or ID that a key object on the token
+// already has is refused with an error wrapping offload.ErrInvalid, before
+// anything is made (two processes that generate the same name at the same
+// moment can still both succeed: the check and the generation are two
+// calls). A key type or size the token cannot make fails with
+// offload.ErrUnsupported before any session is used.
+func (e *Engine) Generate(ctx context.Context, o KeyOptions) (*offload.Key, error) {
 	if e.closed.Load() {
 		return nil, errClosed
 	}
-	_, _, common := newObjectName()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	t, bits := o.Type, o.Bits
+	id, label, common := newObjectName(o.ID, o.Label, !o.Session)
+	named := o.ID != nil || o.Label != ""
 	private := func(extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
 		return append(append(common(pkcs11.CKO_PRIVATE_KEY),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
@@ -501,6 +544,15 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 	}
 
 	f := submitOnce(e, ctx, offload.OpSign, false, offload.Call{}, func(w *worker) (*offload.Key, error) {
+		if named {
+			// Check and make under one lock, so that two generations in this
+			// engine cannot both pass the check.
+			e.names.Lock()
+			defer e.names.Unlock()
+			if err := keyNameFree(w, id, label); err != nil {
+				return nil, err
+			}
+		}
 		m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
 		var obj pkcs11.ObjectHandle
 		var err error

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/offload"
 	"github.com/offcrypt/offcrypt/offload/conformance"
 )
@@ -47,13 +48,7 @@ func needP11Kit(t testing.TB) {
 	} else if _, err := os.Stat(p11kitClient); err != nil {
 		missing = p11kitClient + " not found"
 	}
-	if missing != "" {
-		const how = "install p11-kit and p11-kit-modules (apt-get install p11-kit p11-kit-modules)"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: %s", missing, how)
-		}
-		t.Skipf("%s: %s", missing, how)
-	}
+	devicetest.Need(t, devicetest.P11Kit, missing, "apt-get install p11-kit p11-kit-modules")
 }
 
 // p11Socket is the server's socket: the same path for every start, so a

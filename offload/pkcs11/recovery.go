@@ -299,6 +299,11 @@ func (e *Engine) pin(ctx context.Context, gen uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: PIN callback: %w", err)
 	}
+	if len(pin) == 0 && e.token.Flags&pkcs11.CKF_PROTECTED_AUTHENTICATION_PATH == 0 {
+		// Only a token with its own PIN pad logs in without one.
+		return nil, fmt.Errorf("pkcs11: Config.PIN returned an empty PIN for token %q (a nil Config.PIN opens it without logging in): %w",
+			e.token.Label, offload.ErrAuth)
+	}
 	return pin, nil
 }
 

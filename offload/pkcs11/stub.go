@@ -18,9 +18,12 @@ var errNoCgo = fmt.Errorf("pkcs11: built without cgo: %w", offload.ErrUnsupporte
 type Engine struct{}
 
 var (
-	_ offload.Engine        = (*Engine)(nil)
-	_ offload.HashSessioner = (*Engine)(nil)
-	_ offload.Importer      = (*Engine)(nil)
+	_ offload.Engine            = (*Engine)(nil)
+	_ offload.HashSessioner     = (*Engine)(nil)
+	_ offload.Importer          = (*Engine)(nil)
+	_ offload.Generator         = (*Engine)(nil)
+	_ offload.KeyStore          = (*Engine)(nil)
+	_ offload.CertificateFinder = (*Engine)(nil)
 )
 
 // Open fails: the engine needs cgo.
@@ -38,6 +41,36 @@ func (*Engine) FindKeyURI(ctx context.Context, u *URI) (*offload.Key, error) { r
 // GenerateKey fails: the engine needs cgo.
 func (*Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
 	return nil, errNoCgo
+}
+
+// Generate fails: the engine needs cgo.
+func (*Engine) Generate(ctx context.Context, o KeyOptions) (*offload.Key, error) {
+	return nil, errNoCgo
+}
+
+// KeyURI fails: the engine needs cgo.
+func (*Engine) KeyURI(k *offload.Key) (*URI, error) { return nil, errNoCgo }
+
+// List fails: the engine needs cgo.
+func (*Engine) List(ctx context.Context, filter string) ([]*URI, error) { return nil, errNoCgo }
+
+// ListKeys fails: the engine needs cgo.
+func (*Engine) ListKeys(ctx context.Context, filter string) ([]string, error) { return nil, errNoCgo }
+
+// Delete fails: the engine needs cgo.
+func (*Engine) Delete(ctx context.Context, uri string, o DeleteOptions) error { return errNoCgo }
+
+// DeleteKey fails: the engine needs cgo.
+func (*Engine) DeleteKey(ctx context.Context, name string) error { return errNoCgo }
+
+// FindCertificate fails: the engine needs cgo.
+func (*Engine) FindCertificate(ctx context.Context, uri string) ([][]byte, *offload.Key, error) {
+	return nil, nil, errNoCgo
+}
+
+// ImportCertificate fails: the engine needs cgo.
+func (*Engine) ImportCertificate(ctx context.Context, key *offload.Key, chain [][]byte) error {
+	return errNoCgo
 }
 
 // ImportKey fails: the engine needs cgo.

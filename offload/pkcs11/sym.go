@@ -19,6 +19,11 @@ import (
 
 const gcmTagSize = gcmauth.TagSize
 
+// maxGCM is the engine's Info.MaxGCM: a GCM message longer than MaxInline
+// is streamed to the token in parts (see Cipher), so the only bound is
+// GCM's own.
+var maxGCM = gcmauth.MaxInput
+
 // gcmAuthFailure reports whether a C_Decrypt error under CKM_AES_GCM says
 // the message did not authenticate. Tokens differ: PKCS #11 3.0 names
 // CKR_ENCRYPTED_DATA_INVALID, and SoftHSM 2.6 answers CKR_GENERAL_ERROR.
@@ -58,10 +63,20 @@ const gcmMaxIV = 256
 // (the IV as the nonce, AAD, a 128-bit tag appended to the ciphertext),
 // CBC with CKM_AES_CBC (no padding: whole blocks and a 16-byte IV) and CTR
 // with CKM_AES_CTR (a 16-byte initial counter block, all 128 bits
-// counting). Each request is one C_EncryptInit/C_Encrypt or
-// C_DecryptInit/C_Decrypt. A GCM message that does not authenticate fails
-// with an error wrapping crypto/cipher's own authentication error (so the
-// cipher adapter reports cipher.ErrOpen) and the token's CKR code.
+// counting). A request of at most MaxInline bytes is one
+// C_EncryptInit/C_Encrypt or C_DecryptInit/C_Decrypt. A longer GCM message
+// (CBC and CTR input is capped at MaxInline; GCM's additional data goes to
+// the token whole, in the mechanism's parameters) is streamed to the token in parts of MaxInline bytes, all on
+// one session: C_EncryptUpdate for each and C_EncryptFinal for the tag, or
+// C_DecryptUpdate for each and C_DecryptFinal, which checks the tag. No
+// plaintext leaves the engine before that check: whatever the token returns
+// from C_DecryptUpdate is held (SoftHSM2 returns none, and all of it from
+// C_DecryptFinal) and zeroed if the check fails. A token that cannot do GCM
+// in parts fails such a message with an error wrapping
+// offload.ErrUnsupported and its CKR code. A GCM message that does not
+// authenticate fails with an error wrapping crypto/cipher's own
+// authentication error (so the cipher adapter reports cipher.ErrOpen) and
+// the token's CKR code.
 //
 // The work runs on the engine's workers, after the caller may have stopped
 // waiting, so req.Out is never written: the result is always a new slice.
@@ -78,7 +93,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	invalid := func(format string, args ...any) *offload.Future[[]byte] {
 		return failed[[]byte](op, fmt.Errorf("pkcs11: "+format+": %w", append(args, offload.ErrInvalid)...))
 	}
-	if len(req.Input) > e.cfg.MaxInline {
+	if len(req.Input) > e.cfg.MaxInline && (req.Mode != offload.ModeGCM || len(req.Input) > maxGCM) {
 		return invalid("%d bytes of input, more than MaxInline %d", len(req.Input), e.cfg.MaxInline)
 	}
 	var mech func() (*pkcs11.Mechanism, func())
@@ -90,9 +105,6 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		}
 		if len(iv) > gcmMaxIV {
 			return failed[[]byte](op, fmt.Errorf("pkcs11: GCM nonce of %d bytes, more than the %d PKCS #11 tokens take: %w", len(iv), gcmMaxIV, offload.ErrUnsupported))
-		}
-		if len(req.AAD) > e.cfg.MaxInline {
-			return invalid("%d bytes of AAD, more than MaxInline %d", len(req.AAD), e.cfg.MaxInline)
 		}
 		if req.Decrypt && len(req.Input) < gcmTagSize {
 			return failed[[]byte](op, &gcmauth.Error{Engine: name})
@@ -126,7 +138,7 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	if req.Mode != offload.ModeGCM && len(req.Input) == 0 {
 		return offload.Resolved([]byte{}, nil)
 	}
-	in, decrypt, mode := bytes.Clone(req.Input), req.Decrypt, req.Mode
+	in, decrypt, mode, part := bytes.Clone(req.Input), req.Decrypt, req.Mode, e.cfg.MaxInline
 	var release func([]byte)
 	if decrypt {
 		release = clearBytes // plaintext
@@ -139,6 +151,9 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		m, free := mech()
 		defer free()
 		ms := []*pkcs11.Mechanism{m}
+		if mode == offload.ModeGCM && len(in) > part {
+			return gcmParts(w, ms, obj, decrypt, in, part)
+		}
 		if decrypt {
 			if err := w.p.DecryptInit(w.sh, ms, obj); err != nil {
 				return nil, ckErr("C_DecryptInit", err)
@@ -164,6 +179,69 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	}, release)
 }
 
+// gcmParts seals or opens a GCM message in parts of at most part bytes on
+// w's session (see Cipher). The output is gathered here; when opening, it
+// is returned only once C_DecryptFinal has checked the tag, and zeroed
+// otherwise.
+func gcmParts(w *worker, ms []*pkcs11.Mechanism, obj pkcs11.ObjectHandle, decrypt bool, in []byte, part int) (out []byte, err error) {
+	init, update, final := w.p.EncryptInit, w.p.EncryptUpdate, w.p.EncryptFinal
+	names := [3]string{"C_EncryptInit", "C_EncryptUpdate", "C_EncryptFinal"}
+	size := len(in) + gcmTagSize
+	if decrypt {
+		init, update, final = w.p.DecryptInit, w.p.DecryptUpdate, w.p.DecryptFinal
+		names = [3]string{"C_DecryptInit", "C_DecryptUpdate", "C_DecryptFinal"}
+		size = len(in) - gcmTagSize
+	}
+	if err := init(w.sh, ms, obj); err != nil {
+		return nil, ckErr(names[0], err)
+	}
+	out = make([]byte, 0, size)
+	defer func() {
+		if err != nil {
+			clear(out[:cap(out)]) // plaintext that must not outlive a failed check
+			out = nil
+		}
+	}()
+	// add takes a part of the output, never past size: out's memory is the
+	// only copy, and the one cleared on failure.
+	add := func(call string, o []byte) error {
+		defer clear(o)
+		if len(out)+len(o) > size {
+			return fmt.Errorf("pkcs11: %s returned %d bytes past the %d a GCM message of %d bytes makes", call, len(out)+len(o)-size, size, len(in))
+		}
+		out = append(out, o...)
+		return nil
+	}
+	for p := in; len(p) > 0; p = p[min(part, len(p)):] {
+		o, err := update(w.sh, p[:min(part, len(p))])
+		if err != nil {
+			err = ckErr(names[1], err)
+			if code, _ := ckCode(err); code == pkcs11.CKR_FUNCTION_NOT_SUPPORTED || code == pkcs11.CKR_MECHANISM_INVALID {
+				return nil, fmt.Errorf("pkcs11: the token cannot do GCM in parts, which a message of %d bytes (more than MaxInline %d) needs: %w: %w", len(in), part, offload.ErrUnsupported, err)
+			}
+			return nil, err
+		}
+		if err := add(names[1], o); err != nil {
+			return nil, err
+		}
+	}
+	o, err := final(w.sh)
+	if err != nil {
+		err = ckErr(names[2], err)
+		if code, _ := ckCode(err); decrypt && gcmAuthFailure(code) {
+			return nil, &gcmauth.Error{Engine: name, Cause: err}
+		}
+		return nil, err
+	}
+	if err := add(names[2], o); err != nil {
+		return nil, err
+	}
+	if len(out) != size {
+		return nil, fmt.Errorf("pkcs11: GCM in parts made %d bytes of a message of %d, want %d", len(out), len(in), size)
+	}
+	return out, nil
+}
+
 // digestMechs are the C_Digest mechanisms of the SHA-2 hashes.
 var digestMechs = map[crypto.Hash]uint{
 	crypto.SHA224: pkcs11.CKM_SHA224,
@@ -183,7 +261,9 @@ func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Fu
 	switch {
 	case e.closed.Load():
 		return failed[offload.HashResult](offload.OpHash, errClosed)
-	case ctx != nil && ctx.Err() != nil:
+	case ctx == nil:
+		return failed[offload.HashResult](offload.OpHash, offload.CheckContext(ctx))
+	case ctx.Err() != nil:
 		return failed[offload.HashResult](offload.OpHash, context.Cause(ctx))
 	}
 	return failed[offload.HashResult](offload.OpHash,

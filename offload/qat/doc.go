@@ -47,8 +47,11 @@
 // before it is returned (ErrFaultCheck otherwise).
 //
 // The engine signs ECDSA P-256 and P-384, RSA PKCS #1 v1.5 and PSS,
-// decrypts RSA OAEP and PKCS #1 v1.5, seals and opens AES-GCM, and hashes
-// SHA-224/256/384/512 through HashSession. Ed25519 and random numbers are
+// decrypts RSA OAEP and PKCS #1 v1.5, seals and opens AES-GCM (a message
+// whole, in one request of at most Config.MaxInline bytes with its tag: the
+// device takes no GCM message in parts, so Info.MaxGCM is left at
+// MaxInline), and hashes SHA-224/256/384/512 through HashSession (which
+// hasher.NewSession uses; the state cannot leave the device). Ed25519 and random numbers are
 // not claimed (qatlib has no random number generator); Info says so. Keys
 // are imported or generated in host memory.
 //

@@ -96,10 +96,13 @@ type inst struct {
 // Open starts an engine on the device cfg names: it starts one poller per
 // instance. ctx bounds the start.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("qat: %w", err)
 	}
-	if err := optcheck.NonNegative(Name,
+	if err := optcheck.Check(Name,
 		optcheck.Duration("Config.PollInterval", cfg.PollInterval),
 		optcheck.Int("Config.PollThreshold", cfg.PollThreshold),
 		optcheck.Int("Config.Retries", cfg.Retries),
@@ -283,7 +286,7 @@ func (e *Engine) admit(key *offload.Key, alg offload.Algorithm, err error) error
 	case e.closed():
 		return offload.ErrClosed
 	case key != nil && key.Engine() != offload.Engine(e):
-		return fmt.Errorf("qat: %w", offload.ErrForeignKey)
+		return fmt.Errorf("qat: %w: %v", offload.ErrForeignKey, key)
 	case !slices.Contains(e.info.Algorithms, alg):
 		return fmt.Errorf("qat: %w: %v", offload.ErrUnsupported, alg)
 	}

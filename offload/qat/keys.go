@@ -48,6 +48,9 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.closed() {
 		return nil, fmt.Errorf("qat: %w", offload.ErrClosed)
 	}
+	if err := offload.CheckPrivateKey(priv); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
 		return e.importRSA(k)
@@ -110,6 +113,9 @@ func (e *Engine) importRSA(k *rsa.PrivateKey) (*offload.Key, error) {
 // P-384 (bits is ignored), or AES of bits bits (128, 192, 256). What
 // ImportKey refuses, GenerateKey refuses too.
 func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("qat: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("qat: %w", err)
 	}
@@ -142,7 +148,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 		rand.Read(k)
 		return e.ImportKey(k)
 	}
-	return nil, fmt.Errorf("qat: %w: generating a %v key", offload.ErrUnsupported, t)
+	return nil, fmt.Errorf("qat: %w: generating an %v key", offload.ErrUnsupported, t)
 }
 
 // handle returns key's handle as a T, or an error for a key this engine did
@@ -150,7 +156,7 @@ func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (
 func handle[T any](e *Engine, key *offload.Key) (T, error) {
 	h, ok := key.Handle().(T)
 	if !ok || key.Engine() != offload.Engine(e) {
-		return h, fmt.Errorf("qat: %w", offload.ErrForeignKey)
+		return h, fmt.Errorf("qat: %w: %v", offload.ErrForeignKey, key)
 	}
 	return h, nil
 }

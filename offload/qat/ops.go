@@ -223,12 +223,16 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 	k, err := handle[*aesHandle](e, req.Key)
 	switch {
 	case err != nil:
-	case len(req.Input) > e.cfg.MaxInline || len(req.AAD) > e.cfg.MaxInline:
-		err = fmt.Errorf("qat: %w: %d bytes of input, more than MaxInline %d", offload.ErrInvalid, len(req.Input), e.cfg.MaxInline)
-	case len(req.IV) != 12:
-		err = fmt.Errorf("qat: %w: a %d-byte GCM nonce; the device takes 12", offload.ErrUnsupported, len(req.IV))
 	case len(req.AAD) > MaxAAD:
 		err = fmt.Errorf("qat: %w: %d bytes of GCM AAD; the device takes at most %d", offload.ErrUnsupported, len(req.AAD), MaxAAD)
+	case len(req.Input) > e.cfg.MaxInline || len(req.AAD) > e.cfg.MaxInline:
+		err = fmt.Errorf("qat: %w: %d bytes of input, more than MaxInline %d", offload.ErrInvalid, len(req.Input), e.cfg.MaxInline)
+	case !req.Decrypt && len(req.Input) > e.cfg.MaxInline-gcmTagSize:
+		// The device takes a GCM message whole, in one request: what is
+		// sealed must be openable, tag and all, within MaxInline.
+		err = fmt.Errorf("qat: %w: a GCM plaintext of %d bytes seals to more than MaxInline %d; the device takes no GCM message in parts", offload.ErrInvalid, len(req.Input), e.cfg.MaxInline)
+	case len(req.IV) != 12:
+		err = fmt.Errorf("qat: %w: a %d-byte GCM nonce; the device takes 12", offload.ErrUnsupported, len(req.IV))
 	case req.Decrypt && len(req.Input) < gcmTagSize:
 		// Too short to hold the tag: it cannot authenticate, as
 		// crypto/cipher says, and the device is not asked.
@@ -273,6 +277,8 @@ func (e *Engine) Hash(ctx context.Context, req *offload.HashRequest) *offload.Fu
 	switch {
 	case e.closed():
 		err = offload.ErrClosed
+	case ctx == nil:
+		err = offload.CheckContext(ctx)
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
 	}

@@ -19,6 +19,9 @@ import (
 // packet. After any request fails, or is given up by its context, the
 // session is over.
 func (e *Engine) HashSession(ctx context.Context, h crypto.Hash) (offload.HashSession, error) {
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, offload.Wrap(Name, offload.OpHash, err)
+	}
 	alg, ok := offload.HashAlgorithm(h)
 	if !ok {
 		alg = 0

@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -35,6 +36,9 @@ func TestNewOptions(t *testing.T) {
 		{"small-inline", Options{MaxInline: 64}, false, "soft: Options.MaxInline is 64, below 128"},
 		{"negative-workers", Options{Workers: -1}, false, "soft: Options.Workers is -1: "},
 		{"negative-in-flight", Options{MaxInFlight: -1}, false, "soft: Options.MaxInFlight is -1: "},
+		{"huge-in-flight", Options{MaxInFlight: 1 << 40}, false, "soft: Options.MaxInFlight is 1099511627776: offload: invalid input: at most 1048576"},
+		{"max-int-in-flight", Options{MaxInFlight: math.MaxInt}, false, "soft: Options.MaxInFlight is 9223372036854775807: "},
+		{"huge-workers", Options{Workers: 1 << 40}, false, "soft: Options.Workers is 1099511627776: "},
 		{"negative-inline", Options{MaxInline: -1}, false, "soft: Options.MaxInline is -1: "},
 		{"negative-latency", Options{Latency: -time.Second}, false, "soft: Options.Latency is -1s: "},
 		{"negative-jitter", Options{Jitter: -1}, false, "soft: Options.Jitter is -1ns: "},

@@ -52,6 +52,9 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 	if e.x.Closed() {
 		return nil, fmt.Errorf("soft: %w", offload.ErrClosed)
 	}
+	if err := offload.CheckPrivateKey(priv); err != nil {
+		return nil, fmt.Errorf("soft: %w", err)
+	}
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
 		return e.importECDSA(k)
@@ -170,6 +173,9 @@ func (e *Engine) importAES(k []byte) (*offload.Key, error) {
 func (e *Engine) GenerateKey(ctx context.Context, t offload.KeyType, bits int) (*offload.Key, error) {
 	if e.x.Closed() {
 		return nil, fmt.Errorf("soft: %w", offload.ErrClosed)
+	}
+	if err := offload.CheckContext(ctx); err != nil {
+		return nil, fmt.Errorf("soft: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("soft: %w", context.Cause(ctx))

@@ -155,7 +155,7 @@ func (s *signOp) prepare(req *offload.SignRequest, p *offload.SignParams) error 
 		return invalid("algorithm %v cannot sign", alg)
 	}
 	if !ok {
-		return invalid("a %v key with a handle of type %T", req.Key.Type(), s.handle)
+		return invalid("an %v key with a handle of type %T", req.Key.Type(), s.handle)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/offcrypt/offcrypt/internal/exec"
 	"github.com/offcrypt/offcrypt/internal/fault"
+	"github.com/offcrypt/offcrypt/internal/gcmauth"
 	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -59,16 +60,21 @@ const (
 
 // Options configures an Engine. The zero value is a ready configuration:
 // one worker per CPU, 256 operations in flight, a 64 KiB payload cap and
-// nothing injected. Negative values are refused.
+// nothing injected. Negative values are refused, and so are Workers and
+// MaxInFlight above 1<<20 (the engine makes its queue and its workers up
+// front).
 type Options struct {
 	// Workers is the number of goroutines running queued work; 0 means
 	// runtime.GOMAXPROCS(0).
 	Workers int
 	// MaxInFlight is the number of operations admitted at once; 0 means 256.
 	MaxInFlight int
-	// MaxInline caps the payload of one request, in bytes (hash data, cipher
-	// input, message or digest to sign, ciphertext, random bytes); 0 means
-	// 64 KiB. It must be at least 128, so that one SHA-512 block fits.
+	// MaxInline caps the payload of one request, in bytes (hash data, CBC
+	// and CTR input, message or digest to sign, ciphertext, random bytes); 0
+	// means 64 KiB. It must be at least 128, so that one SHA-512 block fits.
+	// GCM is not capped by it: a GCM message cannot be split into requests,
+	// and the engine seals and opens messages of any length crypto/cipher
+	// takes (Info.MaxGCM).
 	MaxInline int
 
 	// Latency is added to every operation; the operation holds its
@@ -132,9 +138,9 @@ func New(o Options) (*Engine, error) {
 		NotReady: o.NotReady,
 		Faults:   o.Faults,
 	}
-	if err := optcheck.NonNegative(Name,
-		optcheck.Int("Options.Workers", o.Workers),
-		optcheck.Int("Options.MaxInFlight", o.MaxInFlight),
+	if err := optcheck.Check(Name,
+		optcheck.Count("Options.Workers", o.Workers),
+		optcheck.Count("Options.MaxInFlight", o.MaxInFlight),
 		optcheck.Int("Options.MaxInline", o.MaxInline)); err != nil {
 		return nil, err
 	}
@@ -173,6 +179,7 @@ func (e *Engine) Info() offload.Info {
 		Name:        Name,
 		MaxInFlight: e.maxFlight,
 		MaxInline:   e.maxIn,
+		MaxGCM:      gcmauth.MaxInput,
 		MinRSABits:  MinRSABits,
 		MaxRSABits:  MaxRSABits,
 		Algorithms:  slices.Clone(algorithms),
@@ -198,7 +205,7 @@ func (e *Engine) admit(key *offload.Key, alg offload.Algorithm) error {
 		return offload.ErrClosed
 	}
 	if key != nil && key.Engine() != offload.Engine(e) {
-		return fmt.Errorf("soft: %w", offload.ErrForeignKey)
+		return fmt.Errorf("soft: %w: %v", offload.ErrForeignKey, key)
 	}
 	if alg >= 64 || supported&(1<<alg) == 0 {
 		return fmt.Errorf("soft: %w: %v", offload.ErrUnsupported, alg)

@@ -305,7 +305,16 @@ func TestDecrypt(t *testing.T) {
 	secret := []byte("the session key!")
 
 	v15, _ := rsa.EncryptPKCS1v15(rand.Reader, &rk.PublicKey, secret)
-	oaep, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, secret, []byte("label"))
+	// An OAEP block also unpads as PKCS #1 v1.5 about once in 2^16 tries:
+	// take one that does not, as crypto/rsa says, so that the
+	// PKCS1v15-on-OAEP case cannot pass or fail by chance.
+	var oaep []byte
+	for {
+		oaep, _ = rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, secret, []byte("label"))
+		if _, err := rsa.DecryptPKCS1v15(nil, rk, oaep); err != nil {
+			break
+		}
+	}
 	oaepMGF, _ := rsa.EncryptOAEPWithOptions(rand.Reader, &rk.PublicKey, secret,
 		&rsa.OAEPOptions{Hash: crypto.SHA384, MGFHash: crypto.SHA256, Label: []byte("l2")})
 	bad := bytes.Clone(oaep)

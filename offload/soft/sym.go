@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/gcmauth"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -148,8 +149,10 @@ func (c *cipherOp) free() {
 // failure, a ciphertext shorter than the tag included, wraps the very error
 // crypto/cipher's Open returns. CBC: a 16-byte
 // IV and whole blocks, no padding. CTR: IV is the 16-byte initial counter
-// block. Input longer than Info.MaxInline fails with offload.ErrInvalid;
-// callers with more split it. A decrypted result is zeroed if it is never
+// block. CBC and CTR input longer than Info.MaxInline fails with
+// offload.ErrInvalid (callers with more split it); GCM has no cap of the
+// engine's own, only crypto/cipher's (Info.MaxGCM), nor do its nonce and
+// additional data. A decrypted result is zeroed if it is never
 // delivered.
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
 	c, err := e.prepareCipher(req)
@@ -181,18 +184,18 @@ func (e *Engine) prepareCipher(req *offload.CipherRequest) (*cipherOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Input) > e.maxIn {
-		return nil, invalid("cipher input of %d bytes exceeds the %d-byte request cap", len(req.Input), e.maxIn)
-	}
 	switch req.Mode {
 	case offload.ModeGCM:
-		if len(req.IV) == 0 || len(req.IV) > e.maxIn {
-			return nil, invalid("GCM nonce of %d bytes", len(req.IV))
+		if len(req.IV) == 0 {
+			return nil, invalid("empty GCM nonce")
 		}
-		if len(req.AAD) > e.maxIn {
-			return nil, invalid("GCM additional data of %d bytes exceeds the %d-byte request cap", len(req.AAD), e.maxIn)
+		if len(req.Input) > gcmauth.MaxInput || (!req.Decrypt && len(req.Input) > gcmauth.MaxInput-gcmTagSize) {
+			return nil, invalid("GCM input of %d bytes exceeds crypto/cipher's %d-byte limit", len(req.Input), gcmauth.MaxInput)
 		}
 	case offload.ModeCBC, offload.ModeCTR:
+		if len(req.Input) > e.maxIn {
+			return nil, invalid("%v input of %d bytes exceeds the %d-byte request cap", req.Mode, len(req.Input), e.maxIn)
+		}
 		if len(req.IV) != aes.BlockSize {
 			return nil, invalid("%v IV of %d bytes, want %d", req.Mode, len(req.IV), aes.BlockSize)
 		}

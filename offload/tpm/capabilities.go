@@ -24,6 +24,9 @@ type Capabilities struct {
 
 // Capabilities asks the TPM what it has.
 func (d *Device) Capabilities(ctx context.Context) (Capabilities, error) {
+	if err := d.ready(ctx); err != nil {
+		return Capabilities{}, err
+	}
 	var c Capabilities
 	algs := map[tpm2.TPMAlgID]bool{}
 	curves := map[tpm2.TPMECCCurve]bool{}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -62,6 +64,11 @@ type Config struct {
 	// Zero means 32.
 	Retries int
 
+	// MaxInFlight is the engine's in-flight limit: how many requests Open's
+	// Engine admits at once, the queue in front of the TPM. Zero means
+	// DefaultMaxInFlight. A Device alone ignores it.
+	MaxInFlight int
+
 	// CommandTimeout bounds one command when the caller's context has no
 	// earlier deadline. Zero means 2 minutes (RSA key generation on a
 	// discrete TPM takes tens of seconds).
@@ -84,9 +91,8 @@ type link interface {
 // session, and the transient objects (keys, hash sequences) it loaded.
 //
 // A TPM executes one command at a time, and a Device is one command stream:
-// it is NOT safe for concurrent use. One goroutine owns it (the engine's
-// device worker) and makes every call; callers elsewhere reach it through
-// that goroutine.
+// it is NOT safe for concurrent use. Its caller makes one call at a time
+// (the Engine's workers take it in turn under a lock).
 type Device struct {
 	cfg Config
 	gen uint64 // connection generation: bumped on every (re)connect
@@ -103,6 +109,11 @@ type Device struct {
 	sess *session // nil when NoParameterEncryption
 
 	objects []*object // transient objects this device loaded, for LRU eviction
+	// orphans are the handles a lost connection left loaded: flushed by the
+	// next connection, so that on a TPM that did not restart (and keeps
+	// transient objects across connections, as swtpm does) they do not
+	// hold its few slots for ever.
+	orphans []tpm2.TPMHandle
 	clock   uint64
 	closed  bool
 
@@ -110,13 +121,20 @@ type Device struct {
 	cmdCtx context.Context
 }
 
-// Open connects to the TPM cfg names, finds or creates the storage root key
+// OpenDevice connects to the TPM cfg names, finds or creates the storage root key
 // and starts the session. Nothing is left on the TPM if it fails.
-func Open(ctx context.Context, cfg Config) (*Device, error) {
-	if cfg.Retries <= 0 {
+func OpenDevice(ctx context.Context, cfg Config) (*Device, error) {
+	if err := optcheck.Check("tpm",
+		optcheck.Count("Config.MaxInFlight", cfg.MaxInFlight),
+		optcheck.Int("Config.Retries", cfg.Retries),
+		optcheck.Duration("Config.CommandTimeout", cfg.CommandTimeout),
+	); err != nil {
+		return nil, err
+	}
+	if cfg.Retries == 0 {
 		cfg.Retries = defaultRetries
 	}
-	if cfg.CommandTimeout <= 0 {
+	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = defaultCommandTimeout
 	}
 	n := 0
@@ -180,6 +198,14 @@ func (d *Device) connect(ctx context.Context) error {
 	if err := d.startup(ctx); err != nil {
 		return err
 	}
+	for _, h := range d.orphans {
+		// Gone already when the TPM restarted: the error says so.
+		_, err := tpm2.FlushContext{FlushHandle: h}.Execute(d.tpm)
+		if errors.Is(err, ErrTransport) {
+			return err
+		}
+	}
+	d.orphans = nil
 	if d.cfg.FlushStale {
 		if err := d.flushStale(ctx); err != nil {
 			return err
@@ -274,9 +300,10 @@ func (d *Device) run(ctx context.Context, fn func(t transport.TPM) error) error 
 		return fmt.Errorf("tpm: device closed: %w", offload.ErrClosed)
 	}
 	if d.link == nil {
-		if err := d.reconnect(ctx); err != nil {
-			return err
-		}
+		// Lost during this operation: its handles and loaded objects
+		// belong to the connection that is gone, so it fails here, and the
+		// next operation reconnects (ready).
+		return fmt.Errorf("tpm: connection lost: %w", ErrTransport)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -299,6 +326,19 @@ func (d *Device) run(ctx context.Context, fn func(t transport.TPM) error) error 
 	return err
 }
 
+// ready reconnects when the connection was lost, at the start of an
+// operation: never in the middle of one, whose handles would then name
+// objects of the old connection.
+func (d *Device) ready(ctx context.Context) error {
+	if d.closed {
+		return fmt.Errorf("tpm: device closed: %w", offload.ErrClosed)
+	}
+	if d.link == nil {
+		return d.reconnect(ctx)
+	}
+	return nil
+}
+
 // reconnect re-dials after a lost connection (a TPM restart, a broken
 // stream): it re-creates the SRK and the session; keys are reloaded when next
 // used, and hash sequences of the old connection are lost.
@@ -311,14 +351,29 @@ func (d *Device) reconnect(ctx context.Context) error {
 	return nil
 }
 
-// disconnect closes the connection without talking to the TPM.
+// disconnect closes the connection without talking to the TPM; what it
+// had loaded is flushed by the next connection.
 func (d *Device) disconnect() {
 	if d.link != nil {
 		_ = d.link.Close()
+		for _, o := range d.objects {
+			if o.handle != 0 && o.gen == d.gen {
+				d.orphans = append(d.orphans, o.handle)
+			}
+		}
+		if d.srk != nil && d.srk.handle != 0 && !slices.Contains(d.orphans, d.srk.handle) {
+			d.orphans = append(d.orphans, d.srk.handle)
+		}
+		if d.sess != nil && d.sess.handle != 0 {
+			d.orphans = append(d.orphans, d.sess.handle)
+		}
 	}
 	d.link, d.tpm, d.sess = nil, nil, nil
 	for _, o := range d.objects {
 		o.handle = 0
+	}
+	if d.srk != nil {
+		d.srk.handle = 0
 	}
 }
 

@@ -28,7 +28,7 @@ func openSwtpm(t *testing.T, cfg Config, setup ...func(*swtpm.TPM)) (*Device, *s
 		f(s)
 	}
 	cfg.Address = s.Addr
-	d, err := Open(testCtx(t), cfg)
+	d, err := OpenDevice(testCtx(t), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -1,12 +1,19 @@
-// Package tpm binds offcrypt to a TPM 2.0 (github.com/google/go-tpm's tpm2
-// API): the device a TPM-backed engine drives. The engine itself, with its
-// futures, queue and in-flight limit, arrives on offcrypt's shared executor,
-// whose single device worker owns a Device; this package is the binding
-// underneath it.
+// Package tpm is offcrypt's TPM 2.0 engine (on github.com/google/go-tpm's
+// tpm2 API): an offload.Engine whose requests wait in one queue in front of
+// the TPM's one command stream.
 //
-//	dev, err := tpm.Open(ctx, tpm.Config{Address: "127.0.0.1:2321"}) // swtpm
-//	key, err := dev.CreateKey(ctx, tpm.KeySpec{Type: offload.ECDSAP256})
-//	r, s, err := dev.SignECDSA(ctx, key, digest)
+//	eng, err := tpm.Open(ctx, tpm.Config{Address: "127.0.0.1:2321"}) // swtpm
+//	key, err := eng.CreateKey(ctx, tpm.KeySpec{Type: offload.KeyECDSAP256})
+//	pemFile, err := eng.KeyFile(key) // load it again later with LoadKeyFile
+//	s, err := signer.New(key)
+//
+// Keys are created in the TPM, imported (TPM2_Import, wrapped to the
+// storage root key), loaded from TPM 2.0 key files or found at persistent
+// handles. Sign, Decrypt, HashSession and Random run on the engine's
+// workers, which take the Device (the binding underneath, usable alone
+// through OpenDevice) one at a time. A lost connection is re-dialled, the
+// storage root key and session re-created and keys re-loaded; a request
+// that failed with it runs once more.
 //
 // # Transports
 //
@@ -21,10 +28,13 @@
 // re-dialled by the next call; the storage root key and the session are
 // re-created and keys are re-loaded from their blobs.
 //
-// # One owner
+// # One command stream
 //
 // A TPM runs one command at a time, and a Device is one command stream. It
-// is not safe for concurrent use: exactly one goroutine calls it.
+// is not safe for concurrent use: one call at a time. The Engine's workers
+// take it in turn under one lock, each for one operation (a hash session's
+// worker only for each of its steps), and a lost connection is re-dialled
+// at the start of the next operation, never in the middle of one.
 //
 // # Storage root key, session and slots
 //

@@ -3,6 +3,7 @@ package tpm
 import (
 	"crypto/rsa"
 	"errors"
+	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -11,7 +12,7 @@ import (
 
 // errWrongKey reports a key whose type or attributes do not allow the
 // operation asked of it.
-var errWrongKey = errors.New("tpm: key does not allow this operation")
+var errWrongKey = fmt.Errorf("tpm: key does not allow this operation: %w", offload.ErrInvalid)
 
 // rcError is a TPM_RC answer to one command. Unwrap gives go-tpm's error
 // (errors.Is(err, tpm2.TPMRCRetry) and errors.As(err, &tpm2.TPMFmt1Error{})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/offcrypt/offcrypt/internal/devicetest"
 	"github.com/offcrypt/offcrypt/internal/swtpm"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -104,7 +105,7 @@ func TestKeyFileSignsThroughOpenSSL(t *testing.T) {
 	s := swtpm.Start(t)
 	ctx := testCtx(t)
 	dir := t.TempDir()
-	d, err := Open(ctx, Config{Address: s.Addr})
+	d, err := OpenDevice(ctx, Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +169,10 @@ func TestSlotsHeldByAnotherClient(t *testing.T) {
 	d.disconnect()
 	d.objects = nil
 	d.closed = true
-	if _, err := Open(ctx, Config{Address: s.Addr}); !errors.Is(err, tpm2.TPMRCObjectMemory) || !strings.Contains(err.Error(), "FlushStale") {
+	if _, err := OpenDevice(ctx, Config{Address: s.Addr}); !errors.Is(err, tpm2.TPMRCObjectMemory) || !strings.Contains(err.Error(), "FlushStale") {
 		t.Fatalf("Open on a full TPM: %v", err)
 	}
-	d2, err := Open(ctx, Config{Address: s.Addr, FlushStale: true})
+	d2, err := OpenDevice(ctx, Config{Address: s.Addr, FlushStale: true})
 	if err != nil {
 		t.Fatalf("Open with FlushStale: %v", err)
 	}
@@ -217,13 +218,11 @@ func TestReconnectAfterRestart(t *testing.T) {
 // openssl runs openssl with the tpm2 provider pointed at s.
 func openssl(t *testing.T, s *swtpm.TPM, dir string, args ...string) string {
 	t.Helper()
+	missing := ""
 	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so"); err != nil {
-		msg := "OpenSSL's tpm2 provider not installed (apt-get install tpm2-openssl)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missing = "OpenSSL's tpm2 provider not found"
 	}
+	devicetest.Need(t, devicetest.TPM2OpenSSL, missing, "apt-get install tpm2-openssl")
 	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TPM2OPENSSL_TCTI="+s.TCTI())

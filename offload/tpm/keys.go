@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -131,6 +133,9 @@ func (spec KeySpec) template() (tpm2.TPMTPublic, error) {
 
 // CreateKey makes a new key under the storage root key and loads it.
 func (d *Device) CreateKey(ctx context.Context, spec KeySpec) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	tmpl, err := spec.template()
 	if err != nil {
 		return nil, err
@@ -235,6 +240,9 @@ func keyOf(pub *tpm2.TPMTPublic) (*Key, error) {
 // PersistentKey returns the key at a persistent handle (0x81…). auth gives
 // its auth value; nil means the empty one.
 func (d *Device) PersistentKey(ctx context.Context, handle uint32, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	h := tpm2.TPMHandle(handle)
 	if h>>24 != 0x81 {
 		return nil, fmt.Errorf("tpm: %#x is not a persistent handle (0x81…): %w", handle, offload.ErrInvalid)
@@ -259,6 +267,9 @@ func (d *Device) PersistentKey(ctx context.Context, handle uint32, auth AuthFunc
 // storage root key. auth gives the key's auth value when the file says it
 // has one.
 func (d *Device) LoadKeyFile(ctx context.Context, pemBytes []byte, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	kf, err := keyfile.Decode(pemBytes)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: key file: %w: %w", offload.ErrInvalid, err)
@@ -325,6 +336,9 @@ func (k *Key) KeyFile() ([]byte, error) {
 // Forget flushes a transient key from the TPM and stops managing it; the
 // Key is unusable afterwards. A persistent key is left where it is.
 func (d *Device) Forget(ctx context.Context, k *Key) error {
+	if err := d.ready(ctx); err != nil {
+		return err
+	}
 	if k.obj == nil {
 		return nil
 	}
@@ -372,4 +386,127 @@ func (d *Device) done(k *Key, err error) error {
 		return k.authErr
 	}
 	return err
+}
+
+// ImportKey brings a private key held in memory (*ecdsa.PrivateKey on P-256
+// or P-384, *rsa.PrivateKey of 2048 or 3072 bits) into the TPM under the
+// storage root key with TPM2_Import, and loads it. The private key travels
+// as a duplicate wrapped to the storage root key (a seed only the TPM can
+// recover, then AES-128-CFB and an HMAC over it), never in clear. An
+// imported RSA key may both sign and decrypt with the null scheme, as the
+// keys CreateKey makes; an imported key is not fixed to the TPM (it existed
+// outside it), so its key file says so. auth, when set, gives the key's
+// auth value.
+func (d *Device) ImportKey(ctx context.Context, priv crypto.PrivateKey, auth AuthFunc) (*Key, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
+	pub, sens, err := importable(priv)
+	if err != nil {
+		return nil, err
+	}
+	var authVal []byte
+	if auth != nil {
+		if authVal, err = auth(ctx); err != nil {
+			return nil, fmt.Errorf("tpm: key auth: %w", err)
+		}
+		sens.AuthValue = tpm2.TPM2BAuth{Buffer: authVal}
+	}
+	kem, err := tpm2.ImportEncapsulationKey(&d.srkPub)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: storage root key as an import target: %w", err)
+	}
+	name, err := tpm2.ObjectName(pub)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: key name: %w", err)
+	}
+	plain := tpm2.Marshal(sens)
+	dup, seed, err := tpm2.CreateDuplicate(rand.Reader, kem, name.Buffer, plain)
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: wrapping the key for import: %w", err)
+	}
+	parent, err := d.srkHandle(ctx)
+	if err != nil {
+		return nil, d.slotError("loading the storage root key", err)
+	}
+	var rsp *tpm2.ImportResponse
+	err = d.run(ctx, func(t transport.TPM) (err error) {
+		rsp, err = tpm2.Import{
+			ParentHandle: tpm2.AuthHandle{Handle: parent, Name: d.srkName, Auth: d.authFor(nil, false, false)},
+			ObjectPublic: tpm2.New2B(*pub),
+			Duplicate:    tpm2.TPM2BPrivate{Buffer: dup},
+			InSymSeed:    tpm2.TPM2BEncryptedSecret{Buffer: seed},
+			Symmetric:    tpm2.TPMTSymDef{Algorithm: tpm2.TPMAlgNull},
+		}.Execute(t)
+		return wrapRC("Import", err)
+	})
+	d.unpin(d.srk)
+	if err != nil {
+		return nil, d.slotError("importing the key", err)
+	}
+	k, err := d.newTransient(ctx, tpm2.New2B(*pub), rsp.OutPrivate)
+	if err != nil {
+		return nil, err
+	}
+	if auth != nil {
+		k.auth, k.authVal, k.authHave = auth, authVal, true
+	}
+	return k, nil
+}
+
+// importable returns the public and sensitive areas of a key to import.
+func importable(priv crypto.PrivateKey) (*tpm2.TPMTPublic, tpm2.TPMTSensitive, error) {
+	var spec KeySpec
+	var sens tpm2.TPMTSensitive
+	switch p := priv.(type) {
+	case *ecdsa.PrivateKey:
+		switch p.Curve {
+		case elliptic.P256():
+			spec.Type = offload.KeyECDSAP256
+		case elliptic.P384():
+			spec.Type = offload.KeyECDSAP384
+		default:
+			return nil, sens, fmt.Errorf("tpm: import: curve %s: %w", p.Curve.Params().Name, offload.ErrUnsupported)
+		}
+		size := (p.Curve.Params().BitSize + 7) / 8
+		sens = tpm2.TPMTSensitive{
+			SensitiveType: tpm2.TPMAlgECC,
+			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgECC, &tpm2.TPM2BECCParameter{Buffer: p.D.FillBytes(make([]byte, size))}),
+		}
+	case *rsa.PrivateKey:
+		if len(p.Primes) != 2 {
+			return nil, sens, fmt.Errorf("tpm: import: an RSA key of %d primes: %w", len(p.Primes), offload.ErrUnsupported)
+		}
+		spec.Type, spec.Bits = offload.KeyRSA, p.N.BitLen()
+		sens = tpm2.TPMTSensitive{
+			SensitiveType: tpm2.TPMAlgRSA,
+			Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgRSA, &tpm2.TPM2BPrivateKeyRSA{Buffer: p.Primes[0].Bytes()}),
+		}
+	default:
+		return nil, sens, fmt.Errorf("tpm: import: a key of type %T: %w", priv, offload.ErrUnsupported)
+	}
+	tmpl, err := spec.template()
+	if err != nil {
+		return nil, sens, err
+	}
+	// It was made outside the TPM and may live elsewhere too.
+	tmpl.ObjectAttributes.FixedTPM = false
+	tmpl.ObjectAttributes.FixedParent = false
+	tmpl.ObjectAttributes.SensitiveDataOrigin = false
+	switch p := priv.(type) {
+	case *ecdsa.PrivateKey:
+		size := (p.Curve.Params().BitSize + 7) / 8
+		tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+			X: tpm2.TPM2BECCParameter{Buffer: p.X.FillBytes(make([]byte, size))},
+			Y: tpm2.TPM2BECCParameter{Buffer: p.Y.FillBytes(make([]byte, size))},
+		})
+	case *rsa.PrivateKey:
+		if p.E != 65537 {
+			rp, _ := tmpl.Parameters.RSADetail()
+			rp.Exponent = uint32(p.E)
+		}
+		tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: p.N.Bytes()})
+	}
+	return &tmpl, sens, nil
 }

@@ -56,7 +56,7 @@ func TestPersistentSRK(t *testing.T) {
 	if err := d.checkParent(0x81000002); !errors.Is(err, offload.ErrInvalid) {
 		t.Fatalf("foreign parent: %v", err)
 	}
-	if _, err := Open(ctx, Config{Address: "127.0.0.1:1", SRKHandle: 0x80000001}); !errors.Is(err, offload.ErrInvalid) {
+	if _, err := OpenDevice(ctx, Config{Address: "127.0.0.1:1", SRKHandle: 0x80000001}); !errors.Is(err, offload.ErrInvalid) {
 		t.Fatalf("SRKHandle not persistent: %v", err)
 	}
 }
@@ -76,7 +76,7 @@ func TestHungTPM(t *testing.T) {
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := Open(ctx, cfg)
+	_, err := OpenDevice(ctx, cfg)
 	if !errors.Is(err, ErrTransport) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Open on a hung TPM = %v, want ErrTransport and DeadlineExceeded", err)
 	}
@@ -91,7 +91,7 @@ func TestHungTPM(t *testing.T) {
 func TestNoSlotForKey(t *testing.T) {
 	s := swtpm.Start(t)
 	ctx := testCtx(t)
-	other, err := Open(ctx, Config{Address: s.Addr})
+	other, err := OpenDevice(ctx, Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestNoSlotForKey(t *testing.T) {
 	// The other client goes away leaving its SRK and its key loaded.
 	other.disconnect()
 
-	d, err := Open(ctx, Config{Address: s.Addr})
+	d, err := OpenDevice(ctx, Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestECDSAHashSizes(t *testing.T) {
 func TestCloseFlushesEverything(t *testing.T) {
 	s := swtpm.Start(t)
 	ctx := testCtx(t)
-	d, err := Open(ctx, Config{Address: s.Addr})
+	d, err := OpenDevice(ctx, Config{Address: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestCloseFlushesEverything(t *testing.T) {
 	if err := d.Random(ctx, make([]byte, 1)); !errors.Is(err, offload.ErrClosed) {
 		t.Fatalf("Random after Close: %v", err)
 	}
-	check, err := Open(ctx, Config{Address: s.Addr, NoParameterEncryption: true})
+	check, err := OpenDevice(ctx, Config{Address: s.Addr, NoParameterEncryption: true})
 	if err != nil {
 		t.Fatal(err)
 	}

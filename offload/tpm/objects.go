@@ -101,13 +101,16 @@ func (d *Device) pin(ctx context.Context, o *object) (tpm2.TPMHandle, error) {
 // this device (never keep) out of the TPM while it answers
 // TPM_RC_OBJECT_MEMORY.
 func (d *Device) inSlot(ctx context.Context, keep *object, load func() (tpm2.TPMHandle, error)) (tpm2.TPMHandle, error) {
-	for {
+	// Each object is moved out at most once: a load that moves out what
+	// it then needs (a key and the SRK it loads under) must not go round
+	// for ever.
+	for tries := len(d.objects) + 1; ; tries-- {
 		h, err := load()
 		if err == nil || !errors.Is(err, tpm2.TPMRCObjectMemory) {
 			return h, err
 		}
 		victim := d.victim(keep)
-		if victim == nil {
+		if victim == nil || tries == 0 {
 			return 0, fmt.Errorf("%w: %w", errNoSlot, err)
 		}
 		if err := d.evict(ctx, victim); err != nil {

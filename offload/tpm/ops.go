@@ -76,8 +76,11 @@ func (d *Device) sign(ctx context.Context, k *Key, digest []byte, scheme tpm2.TP
 // produces) is the caller's: the engine hands r and s to offcrypt's shared
 // encoder.
 func (d *Device) SignECDSA(ctx context.Context, k *Key, h crypto.Hash, digest []byte) (r, s *big.Int, err error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, nil, err
+	}
 	if k.typ != offload.KeyECDSAP256 && k.typ != offload.KeyECDSAP384 {
-		return nil, nil, fmt.Errorf("tpm: ECDSA with a %v key: %w", k.typ, errWrongKey)
+		return nil, nil, fmt.Errorf("tpm: ECDSA with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {
@@ -103,8 +106,11 @@ func (d *Device) SignECDSA(ctx context.Context, k *Key, h crypto.Hash, digest []
 // requires, but chips differ (some use the largest the modulus allows), so a
 // caller that needs one salt length uses RSARaw with offcrypt's encoders.
 func (d *Device) SignRSA(ctx context.Context, k *Key, h crypto.Hash, digest []byte, pss bool) ([]byte, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	if k.typ != offload.KeyRSA {
-		return nil, fmt.Errorf("tpm: RSA signature with a %v key: %w", k.typ, errWrongKey)
+		return nil, fmt.Errorf("tpm: RSA signature with an %v key: %w", k.typ, errWrongKey)
 	}
 	alg, err := checkDigest(h, digest)
 	if err != nil {
@@ -150,6 +156,9 @@ type DecryptScheme struct {
 // the padding scheme names. Ciphertext and plaintext cross the bus
 // encrypted.
 func (d *Device) RSADecrypt(ctx context.Context, k *Key, ciphertext []byte, scheme DecryptScheme) ([]byte, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	in := tpm2.TPMTRSADecrypt{
 		Scheme:  tpm2.TPMAlgRSAES,
 		Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSAES, &tpm2.TPMSEncSchemeRSAES{}),
@@ -183,6 +192,9 @@ func (d *Device) RSADecrypt(ctx context.Context, k *Key, ciphertext []byte, sche
 // pad in Go, so every PSS salt and PKCS #1 v1.5 encoding is available. c
 // must be as long as the modulus.
 func (d *Device) RSARaw(ctx context.Context, k *Key, c []byte) ([]byte, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	return d.rsaDecrypt(ctx, k, c, tpm2.TPMTRSADecrypt{Scheme: tpm2.TPMAlgNull}, tpm2.TPM2BData{})
 }
 
@@ -222,6 +234,9 @@ func (d *Device) rsaDecrypt(ctx context.Context, k *Key, c []byte, scheme tpm2.T
 // commands as the TPM's per-command limit takes. The bytes cross the bus
 // encrypted.
 func (d *Device) Random(ctx context.Context, p []byte) error {
+	if err := d.ready(ctx); err != nil {
+		return err
+	}
 	for len(p) > 0 {
 		want := min(len(p), 0xffff)
 		var got []byte
@@ -256,6 +271,9 @@ type Sequence struct {
 
 // StartHash opens a hash sequence for h.
 func (d *Device) StartHash(ctx context.Context, h crypto.Hash) (*Sequence, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	alg, err := hashAlg(h)
 	if err != nil {
 		return nil, err
@@ -282,6 +300,9 @@ func (d *Device) StartHash(ctx context.Context, h crypto.Hash) (*Sequence, error
 
 // UpdateHash adds data to the sequence, 1,024 bytes per command.
 func (d *Device) UpdateHash(ctx context.Context, seq *Sequence, data []byte) error {
+	if err := d.ready(ctx); err != nil {
+		return err
+	}
 	if seq.obj == nil {
 		return fmt.Errorf("tpm: hash sequence already finished: %w", offload.ErrInvalid)
 	}
@@ -311,6 +332,9 @@ func (d *Device) UpdateHash(ctx context.Context, seq *Sequence, data []byte) err
 // FinishHash adds the last data (any length) and returns the digest; the
 // sequence is gone from the TPM afterwards.
 func (d *Device) FinishHash(ctx context.Context, seq *Sequence, data []byte) ([]byte, error) {
+	if err := d.ready(ctx); err != nil {
+		return nil, err
+	}
 	if len(data) > maxBuffer {
 		if err := d.UpdateHash(ctx, seq, data[:len(data)-maxBuffer]); err != nil {
 			return nil, err
@@ -350,6 +374,9 @@ func (d *Device) FinishHash(ctx context.Context, seq *Sequence, data []byte) ([]
 
 // AbortHash flushes an unfinished sequence.
 func (d *Device) AbortHash(ctx context.Context, seq *Sequence) error {
+	if err := d.ready(ctx); err != nil {
+		return err
+	}
 	if seq.obj == nil {
 		return nil
 	}

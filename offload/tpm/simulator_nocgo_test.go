@@ -11,7 +11,7 @@ import (
 )
 
 func TestSimulatorNeedsCgo(t *testing.T) {
-	if _, err := Open(context.Background(), Config{Simulator: true}); !errors.Is(err, offload.ErrUnsupported) {
+	if _, err := OpenDevice(context.Background(), Config{Simulator: true}); !errors.Is(err, offload.ErrUnsupported) {
 		t.Fatalf("Open(Simulator) without cgo = %v, want ErrUnsupported", err)
 	}
 }

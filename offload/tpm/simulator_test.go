@@ -11,7 +11,7 @@ import (
 
 func TestSimulator(t *testing.T) {
 	ctx := testCtx(t)
-	d, err := Open(ctx, Config{Simulator: true})
+	d, err := OpenDevice(ctx, Config{Simulator: true})
 	if err != nil {
 		t.Fatal(err)
 	}

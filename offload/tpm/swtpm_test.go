@@ -192,7 +192,7 @@ func TestBusCarriesNoSecrets(t *testing.T) {
 			ctx := testCtx(t)
 			var mu sync.Mutex
 			var log bytes.Buffer
-			d, err := Open(ctx, Config{NoParameterEncryption: !enc, FlushStale: true, Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			d, err := OpenDevice(ctx, Config{NoParameterEncryption: !enc, FlushStale: true, Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 				var dl net.Dialer
 				c, err := dl.DialContext(ctx, "tcp", s.Addr)
 				if err != nil {

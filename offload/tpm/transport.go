@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/offcrypt/offcrypt/offload"
 )
 
 // headerSize is the size of a TPM 2.0 command or response header: tag (2),
@@ -28,8 +30,10 @@ const maxResponse = 64 << 10
 // could not be reached: a connection that closed or timed out mid-command, a
 // malformed response frame, a device that cannot be opened. The command's
 // fate is unknown, and the connection is no longer usable: the device
-// re-dials before its next command.
-var ErrTransport = errors.New("tpm: transport failed")
+// re-dials before its next operation. It wraps offload.ErrUnavailable, so
+// callers that know only offload's sentinels see a device that cannot be
+// reached now.
+var ErrTransport = fmt.Errorf("tpm: transport failed: %w", offload.ErrUnavailable)
 
 // conn is a TPM command stream over a byte stream (a character device, or
 // swtpm's data port carrying raw TPM bytes). Send writes one command and

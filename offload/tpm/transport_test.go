@@ -147,7 +147,7 @@ func TestRetrierStopsWithContext(t *testing.T) {
 // middle of its first command: Open fails with ErrTransport.
 func TestDeviceOverClosingTransport(t *testing.T) {
 	dials := 0
-	_, err := Open(context.Background(), Config{Dial: func(context.Context) (io.ReadWriteCloser, error) {
+	_, err := OpenDevice(context.Background(), Config{Dial: func(context.Context) (io.ReadWriteCloser, error) {
 		dials++
 		return &trickle{responses: [][]byte{nil}, piece: 1}, nil
 	}})

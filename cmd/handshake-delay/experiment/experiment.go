@@ -44,13 +44,14 @@ type Config struct {
 // Result is what one run measured.
 type Result struct {
 	Config
-	Wall        time.Duration // from the first dial to the last handshake's end
-	PeakFlight  int64         // the most signatures the engine had in flight at once
-	Signed      uint64        // signatures the engine completed
-	OK          int           // handshakes that succeeded
-	FirstErr    error         // the first failed handshake's error, if any
-	Handshake50 time.Duration // median client handshake time
-	HandshakeMx time.Duration // slowest client handshake time
+	Wall        time.Duration   // from the first dial to the last handshake's end
+	PeakFlight  int64           // the most signatures the engine had in flight at once
+	Signed      uint64          // signatures the engine completed
+	OK          int             // handshakes that succeeded
+	FirstErr    error           // the first failed handshake's error, if any
+	Handshake50 time.Duration   // median client handshake time
+	HandshakeMx time.Duration   // slowest client handshake time
+	Handshakes  []time.Duration // every client handshake's time, failed ones included, in the order they started
 }
 
 // Key makes a private key for alg: "ecdsa" (P-256) or "rsa" (2048 bits).
@@ -133,6 +134,7 @@ func Run(ctx context.Context, c Config, priv crypto.Signer) (Result, error) {
 	res.OK = int(ok.Load())
 	res.FirstErr = firstErr
 	res.Handshake50, res.HandshakeMx = quantiles(times)
+	res.Handshakes = times
 	return res, nil
 }
 

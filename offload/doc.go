@@ -36,8 +36,8 @@
 // and pkcs11 take any length crypto/cipher takes. Admission waits, honouring
 // the context, while the engine is full; a request that sets Call.NoWait
 // fails at once with ErrBusy instead. Blocking adapters set Call.Inline, which
-// lets an in-process engine do the work on the caller's goroutine when a
-// slot is free, saving the hand-off to a parked worker.
+// lets an engine do the work on the caller's goroutine when a slot (and, for
+// a device, a session) is free, saving the hand-off to a parked worker.
 //
 // # Errors
 //

@@ -104,10 +104,12 @@ type Call struct {
 	NoWait bool
 
 	// Inline says that the caller will wait for the result straight away, so
-	// an engine whose work runs in process may do it on the caller's
-	// goroutine when a slot is free, saving the hand-off to a worker. The
-	// blocking adapters set it; engines that must run on their own threads
-	// ignore it.
+	// an engine may do the work on the caller's goroutine when a slot is
+	// free, saving the hand-off to a worker: the soft engine does, and an
+	// engine whose workers own device state does when one of them is free
+	// too (pkcs11's sessions), still bounding the goroutines inside the
+	// device by its states. The blocking adapters set it; engines that
+	// must run on their own threads ignore it.
 	Inline bool
 }
 

@@ -10,14 +10,22 @@
 // # Three shapes of device
 //
 // In-process work (the software engine). Op.Work runs on a pool of worker
-// goroutines, or, when the request sets offload.Call.Inline and a slot is
-// free at once, on the caller's goroutine before Submit returns: no job, no
-// promise, no hand-off, and a context that ends while the work runs still
-// decides the outcome (see Submit). Config.Workers sets the pool's size.
+// goroutines, or, when the request sets offload.Call.Inline (its caller
+// waits for the result at once) and a slot is free at once, on the caller's
+// goroutine before Submit returns: no job, no promise, no hand-off, and a
+// context that ends while the work runs still decides the outcome (see
+// Submit). Config.Workers sets the pool's size.
 //
 // Workers that own device state (a PKCS #11 session per worker, a TPM's one
-// transport). Config.States gives one state per worker, and Op.Work receives
-// the state of the worker that runs it. Config.Device may ready a state
+// transport). Config.States gives the device states, one worker goroutine
+// per state, and Op.Work receives the state it runs on. A state is held by
+// one goroutine at a time, from a pool: a worker takes one for each request
+// it runs and puts it back when the work is done, and a request with
+// Call.Inline that finds a slot and a state free at once takes them and
+// runs on the caller's goroutine, as in-process work does (no hand-off; see
+// Submit). Either way at most len(States) goroutines are inside device calls
+// at once, so callers that wait for a state or a slot are parked goroutines,
+// not OS threads. Config.Device may ready a state
 // before each call (Prepare) and rebuild it after a failure (Recover); when
 // it rebuilt it, the op is marked Repeat and its caller still waits, the
 // work runs once more on the rebuilt state. Config.Gate, when set, is held
@@ -118,7 +126,8 @@ type Gate[S any] interface {
 }
 
 // A Device is the engine's side of workers that own device state (shape
-// b). Both methods run on the worker that owns s, outside Config.Gate.
+// b). Both methods run on the goroutine that holds s (a worker, or an
+// inline caller), outside Config.Gate.
 type Device[S any] interface {
 	// Prepare readies s before a device call: a worker whose session was
 	// lost reopens it. An error fails the request without the call. probe
@@ -137,9 +146,9 @@ type Config[S any] struct {
 	// Workers is the number of worker goroutines when States is empty;
 	// each gets S's zero value. At least 1.
 	Workers int
-	// States, when not empty, gives one worker per state, which it owns:
-	// work that needs device state runs on a worker, never on a caller's
-	// goroutine, and Call.Inline is ignored.
+	// States, when not empty, gives the device states and one worker per
+	// state. A state is held by one goroutine at a time: the worker running
+	// a request or a stream, or a caller running a request inline.
 	States []S
 	// Device readies and recovers worker states; nil does neither.
 	Device Device[S]
@@ -158,19 +167,25 @@ type Config[S any] struct {
 // An Executor runs an engine's requests. Its methods are safe for
 // concurrent use.
 type Executor[S any] struct {
+	// Read by every request and written only by New, and closed once by
+	// Close: kept off the cache lines that requests write (stats, mu), so
+	// that callers on different CPUs do not take them from each other.
 	name     string
 	limit    *offload.Limiter
 	inj      Injector
 	dev      Device[S]
 	gate     Gate[S]
-	inline   bool // work may run on a caller's goroutine (no States)
 	resubmit int
 	jobs     chan task[S]
-	stats    offload.Stats
-	retried  atomic.Uint64
-
+	// states holds the device states no goroutine holds now (shape b); nil
+	// when every worker keeps its own zero state (in-process work).
+	states chan S
 	closed atomic.Bool
-	_      [63]byte // the hot path reads closed: keep writes to mu off its cache line
+	_      [64]byte
+
+	stats   offload.Stats
+	_       [64]byte
+	retried atomic.Uint64
 
 	mu      sync.RWMutex  // held for reading while a queued submission registers; for writing by Close
 	closing chan struct{} // closed by Close: pinned workers stop waiting for steps
@@ -186,7 +201,7 @@ type Executor[S any] struct {
 
 // task is what a worker takes from the queue, whatever its result type.
 type task[S any] interface {
-	run(s S)         // do the work on s and deliver
+	run()            // do the work on a state from Executor.hold, and deliver
 	abort(err error) // fail it without doing the work, and free its slot
 	requeue() bool   // count down injected spins; true to go round again
 }
@@ -205,7 +220,6 @@ func New[S any](c Config[S]) *Executor[S] {
 		inj:       c.Inject,
 		dev:       c.Device,
 		gate:      c.Gate,
-		inline:    len(c.States) == 0,
 		resubmit:  c.Resubmit,
 		jobs:      make(chan task[S], c.MaxInFlight),
 		closing:   make(chan struct{}),
@@ -215,15 +229,52 @@ func New[S any](c Config[S]) *Executor[S] {
 	if x.resubmit <= 0 {
 		x.resubmit = DefaultResubmit
 	}
-	states := c.States
-	if len(states) == 0 {
-		states = make([]S, max(c.Workers, 1))
+	n := max(c.Workers, 1)
+	if len(c.States) > 0 {
+		n = len(c.States)
+		x.states = make(chan S, n)
+		for _, s := range c.States {
+			x.states <- s
+		}
 	}
-	x.workers.Add(len(states))
-	for _, s := range states {
-		go x.worker(s)
+	x.workers.Add(n)
+	for range n {
+		go x.worker()
 	}
 	return x
+}
+
+// hold returns the state a worker runs a task on: a device state from the
+// pool, waiting for one, or, for in-process work, the zero state. Whoever
+// holds a pooled state gives it back with unhold once the device is done.
+// The wait is short and ends: every state is held by a request or a stream
+// that is running, and Close ends the streams.
+func (x *Executor[S]) hold() S {
+	if x.states == nil {
+		return *new(S)
+	}
+	return <-x.states
+}
+
+// tryHold takes a state at once for a caller that runs its request inline,
+// and reports whether it could.
+func (x *Executor[S]) tryHold() (S, bool) {
+	if x.states == nil {
+		return *new(S), true
+	}
+	select {
+	case s := <-x.states:
+		return s, true
+	default:
+		return *new(S), false
+	}
+}
+
+// unhold gives back a state taken by hold or tryHold.
+func (x *Executor[S]) unhold(s S) {
+	if x.states != nil {
+		x.states <- s // never blocks: the pool has room for every state
+	}
 }
 
 // Stats returns the executor's counters.
@@ -244,7 +295,7 @@ func Fail[T, S any](x *Executor[S], op offload.Op, err error) *offload.Future[T]
 	return offload.Failed[T](offload.Wrap(x.name, op, err))
 }
 
-func (x *Executor[S]) worker(s S) {
+func (x *Executor[S]) worker() {
 	defer x.workers.Done()
 	for t := range x.jobs {
 		if x.closed.Load() {
@@ -262,7 +313,7 @@ func (x *Executor[S]) worker(s S) {
 			x.mu.RUnlock()
 			continue
 		}
-		t.run(s)
+		t.run()
 	}
 }
 
@@ -362,15 +413,18 @@ type Op[S, T any] struct {
 	Release func(T)
 }
 
-// Submit admits o and returns its future. Work with Call.Inline set and a
-// free slot runs on the calling goroutine before Submit returns; other
-// work is queued for a worker; a Start is called on the calling goroutine.
+// Submit admits o and returns its future. Work with Call.Inline set runs
+// on the calling goroutine before Submit returns when a slot is free at
+// once, and, for workers that own device state, a state too (readied,
+// gated and recovered exactly as on a worker); other work is queued for a
+// worker; a Start is called on the calling goroutine.
 //
 // Inline work is not interrupted when ctx ends, but its result does not
 // outlive the context: when ctx has ended by the time the work returns,
 // the result goes to Op.Release and the future fails with the context's
-// error, as it would have if a worker had run the work. The caller thus
-// sees the context's end no later than the end of the work.
+// error, as it would have if a worker had run the work, and a failure the
+// device recovered from is not retried. The caller thus sees the context's
+// end no later than the end of the work.
 func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.Future[T] {
 	op := o.Kind
 	if x.closed.Load() {
@@ -390,7 +444,8 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 	// caller waits: a result computed on the caller's goroutine may live
 	// in the caller's memory (CipherRequest.Out), which must not be
 	// touched once the caller has been given up on.
-	inline := o.Call.Inline && x.inline && o.Work != nil && !out.held()
+	inline := o.Call.Inline && o.Work != nil && !out.held()
+	admitted := false
 	if inline && x.limit.TryAcquire() {
 		// The common blocking call: no job, no promise, no hand-off, no
 		// lock. The slot is what Close waits for: it is held before closed
@@ -399,35 +454,23 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 			x.limit.Release()
 			return failOp(x, o, offload.ErrClosed)
 		}
-		var start time.Time
-		if !o.Internal {
-			start = x.stats.Start(op)
+		if s, ok := x.tryHold(); ok {
+			return runInline(x, ctx, s, &o, out.Err)
 		}
-		var v T
-		err := out.Err
-		if err == nil {
-			v, err = call(x, *new(S), &o, true, alwaysPending)
-			if ctx.Err() != nil {
-				// The context ended while the work ran, which nothing
-				// interrupts: its end wins, as it would have on a worker.
-				if o.Release != nil {
-					o.Release(v)
-				}
-				v, err = *new(T), context.Cause(ctx)
-			}
-		}
-		err = x.wrap(o.Internal, op, err)
-		if !o.Internal {
-			x.stats.Finish(op, start, err)
-		}
-		x.limit.Release()
-		return offload.Resolved(v, err)
+		// Every state is held (a worker has freed its slot and not yet
+		// given its state back, or there are more slots than states): the
+		// request keeps its slot and goes to a worker.
+		admitted = true
 	}
-	if inline && o.Call.NoWait {
-		return failOp(x, o, offload.ErrBusy)
-	}
-	if err := x.admit(ctx, o.Call.NoWait); err != nil {
-		return failOp(x, o, err)
+	// A request that must wait for its slot goes to a worker even when its
+	// caller waits: with callers queueing, device calls then stay on the
+	// few worker goroutines (and threads) instead of moving from caller to
+	// caller, which on SoftHSM2 costs more CPU per signature than the
+	// hand-off saves.
+	if !admitted {
+		if err := x.admit(ctx, o.Call.NoWait); err != nil {
+			return failOp(x, o, err)
+		}
 	}
 
 	x.mu.RLock()
@@ -474,6 +517,43 @@ func Submit[S, T any](x *Executor[S], ctx context.Context, o Op[S, T]) *offload.
 		x.mu.RUnlock()
 	}
 	return j.promise.Future()
+}
+
+// runInline does o's work on the caller's goroutine, on the state s it
+// holds with a slot, unless injection failed it with injected, and gives
+// both back before it returns the resolved future.
+func runInline[S, T any](x *Executor[S], ctx context.Context, s S, o *Op[S, T], injected error) *offload.Future[T] {
+	op := o.Kind
+	var start time.Time
+	if !o.Internal {
+		start = x.stats.Start(op)
+	}
+	var v T
+	err := injected
+	if err == nil {
+		pending := alwaysPending
+		if x.dev != nil {
+			// A recovered failure is retried only for a caller whose
+			// context has not ended: its result would be dropped.
+			pending = func() bool { return ctx.Err() == nil }
+		}
+		v, err = call(x, s, o, true, pending)
+		if ctx.Err() != nil {
+			// The context ended while the work ran, which nothing
+			// interrupts: its end wins, as it would have on a worker.
+			if o.Release != nil {
+				o.Release(v)
+			}
+			v, err = *new(T), context.Cause(ctx)
+		}
+	}
+	x.unhold(s)
+	err = x.wrap(o.Internal, op, err)
+	if !o.Internal {
+		x.stats.Finish(op, start, err)
+	}
+	x.limit.Release()
+	return offload.Resolved(v, err)
 }
 
 // failOp returns a future failed with err for o.
@@ -603,7 +683,7 @@ func (j *job[S, T]) watch() {
 	j.stop.Store(&stop)
 }
 
-func (j *job[S, T]) run(s S) {
+func (j *job[S, T]) run() {
 	if !j.promise.Pending() {
 		// Cancelled while queued: the device never sees it.
 		j.settle(*new(T), j.promise.Future().Err())
@@ -613,7 +693,13 @@ func (j *job[S, T]) run(s S) {
 		j.submit(false)
 		return
 	}
-	j.deliver(call(j.x, s, &j.o, true, j.promise.Pending))
+	x := j.x
+	s := x.hold()
+	v, err := call(x, s, &j.o, true, j.promise.Pending)
+	// The state goes back before the slot is freed, so that a caller who
+	// finds a free slot finds a free state too.
+	x.unhold(s)
+	j.deliver(v, err)
 }
 
 // submit hands the request to a device that completes on its own, trying

@@ -212,6 +212,8 @@ func TestSubmitWorker(t *testing.T) {
 	}
 }
 
+// A blocking request that finds every slot taken waits for one in turn (and
+// then goes to a worker, like any request that waited).
 func TestSubmitInlineFullGoesToWorker(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 1})
 	b := newBlocker()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,10 +125,9 @@ func TestRecoveryRetry(t *testing.T) {
 	}
 }
 
-// Each worker owns its state: two requests running at once see two
-// different states, and no request runs on the caller's goroutine even
-// when it asks to.
-func TestStatesOwnedByWorkers(t *testing.T) {
+// A state is held by one goroutine at a time: two requests running at once
+// on workers see two different states.
+func TestStatesHeldOnce(t *testing.T) {
 	x := newStateful(t, 2, &device{}, nil)
 	var mu sync.Mutex
 	seen := map[int]bool{}
@@ -135,7 +135,7 @@ func TestStatesOwnedByWorkers(t *testing.T) {
 	var arrived atomic.Int32
 	var fs []*offload.Future[int]
 	for range 2 {
-		fs = append(fs, Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+		fs = append(fs, Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign,
 			Work: func(s *session) (int, error) {
 				mu.Lock()
 				seen[s.id] = true
@@ -154,6 +154,176 @@ func TestStatesOwnedByWorkers(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Fatalf("two concurrent requests ran on states %v", seen)
+	}
+}
+
+// A blocking request (Call.Inline) on workers that own device state runs on
+// the caller's goroutine when a slot and a state are both free at once,
+// readied, gated and recovered as on a worker; when every state is held (by
+// a running request or a pinned stream) it keeps its slot and goes to a
+// worker, NoWait or not.
+func TestInlineOnDeviceState(t *testing.T) {
+	tests := []struct {
+		name     string
+		slots    int
+		hold     string // what holds the only state while the request comes: "", "request", "stream"
+		noWait   bool
+		failures int  // calls that fail with errLost before one succeeds
+		cancel   bool // the work ends the caller's context
+		wantHere bool // ran on the caller's goroutine
+		wantV    int
+		wantErr  error
+		wantRuns int32
+	}{
+		{name: "free state", slots: 1, wantHere: true, wantV: 10, wantRuns: 1},
+		{name: "recovered and retried inline", slots: 1, failures: 1, wantHere: true, wantV: 10, wantRuns: 2},
+		{name: "retried only once", slots: 1, failures: 2, wantHere: true, wantErr: errLost, wantRuns: 2},
+		{name: "context ended: not retried, result released", slots: 1, failures: 1, cancel: true, wantHere: true, wantErr: context.Canceled, wantRuns: 1},
+		{name: "state held by a request", slots: 2, hold: "request", wantV: 10, wantRuns: 1},
+		{name: "state held by a request, NoWait", slots: 2, hold: "request", noWait: true, wantV: 10, wantRuns: 1},
+		{name: "state pinned by a stream", slots: 2, hold: "stream", wantV: 10, wantRuns: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &device{}
+			g := &rwGate{}
+			x := New(Config[*session]{Name: "dev", MaxInFlight: tc.slots, States: []*session{{id: 10}}, Device: d, Gate: g})
+			t.Cleanup(x.Close)
+
+			release := make(chan struct{})
+			var held *offload.Future[int]
+			var st *Stream[*session]
+			switch tc.hold {
+			case "request":
+				b := &blocker{started: make(chan struct{}), release: release}
+				held = Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign,
+					Work: func(*session) (int, error) { close(b.started); <-b.release; return 1, nil }})
+				b.wait(t)
+			case "stream":
+				var err error
+				if st, err = Pin(x, context.Background(), PinSpec[*session]{Kind: offload.OpHash}); err != nil {
+					t.Fatal(err)
+				}
+				started := make(chan struct{})
+				held = Do(st, context.Background(), Step[*session, int]{Last: true,
+					Work: func(*session) (int, error) { close(started); <-release; return 1, nil }})
+				testwait.Recv(t, started, "the stream's step")
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			caller := make(chan struct{})
+			var runs atomic.Int32
+			var here, detached atomic.Bool
+			var released atomic.Int32
+			done := make(chan *offload.Future[int], 1)
+			go func() {
+				f := Submit(x, ctx, Op[*session, int]{Kind: offload.OpSign, Repeat: true,
+					Call: offload.Call{Inline: true, NoWait: tc.noWait},
+					Work: func(s *session) (int, error) {
+						n := runs.Add(1)
+						select {
+						case <-caller:
+						default:
+							here.Store(true) // Submit has not returned
+						}
+						if tc.cancel {
+							cancel()
+						}
+						if int(n) <= tc.failures {
+							return -1, errLost
+						}
+						return s.id, nil
+					},
+					Detach:  func() { detached.Store(true) },
+					Release: func(int) { released.Add(1) },
+				})
+				// Closed before the future is handed over: queued work,
+				// which runs only after that, sees it closed.
+				close(caller)
+				done <- f
+			}()
+			f := testwait.Recv(t, done, "Submit")
+			if tc.hold != "" {
+				if _, err := f.Poll(); err != offload.ErrNotReady {
+					t.Fatalf("a request that found no free state: Poll = %v, want it queued", err)
+				}
+				close(release)
+				if _, err := testwait.Wait(t, held, "the request holding the state"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v, err := testwait.Wait(t, f, tc.name)
+			if tc.wantErr == nil && (err != nil || v != tc.wantV) || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("result %v, %v; want %v, %v", v, err, tc.wantV, tc.wantErr)
+			}
+			if here.Load() != tc.wantHere {
+				t.Fatalf("ran on the caller's goroutine: %v, want %v", here.Load(), tc.wantHere)
+			}
+			if detached.Load() == tc.wantHere {
+				t.Fatalf("Detach called: %v; it is for requests that leave the caller's goroutine", detached.Load())
+			}
+			if got := runs.Load(); got != tc.wantRuns {
+				t.Fatalf("work ran %d times, want %d", got, tc.wantRuns)
+			}
+			if want := map[bool]int32{true: 1}[tc.cancel]; released.Load() != want {
+				t.Fatalf("Release ran %d times, want %d", released.Load(), want)
+			}
+			if d.prepared.Load() < 1 || g.entered.Load() < tc.wantRuns {
+				t.Fatalf("Prepare ran %d times and the gate was entered %d times for %d calls", d.prepared.Load(), g.entered.Load(), tc.wantRuns)
+			}
+			if x.InFlight() != 0 {
+				t.Fatalf("InFlight = %d after the request", x.InFlight())
+			}
+			// The state is back in the pool: the next blocking call runs here.
+			var again bool
+			if v, err := Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+				Work: func(s *session) (int, error) { again = true; return s.id, nil }}).Poll(); v != 10 || err != nil || !again {
+				t.Fatalf("the next blocking call: %v, %v, ran here %v", v, err, again)
+			}
+		})
+	}
+}
+
+// However many callers run inline, no more goroutines are inside device
+// calls at once than there are states, even with more slots than states.
+func TestInlineBoundedByStates(t *testing.T) {
+	const states, slots, callers = 2, 8, 32
+	ss := make([]*session, states)
+	for i := range ss {
+		ss[i] = &session{id: i}
+	}
+	x := New(Config[*session]{Name: "dev", MaxInFlight: slots, States: ss, Device: &device{}})
+	t.Cleanup(x.Close)
+	var inside, most atomic.Int32
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				f := Submit(x, context.Background(), Op[*session, int]{Kind: offload.OpSign, Call: offload.Call{Inline: true},
+					Work: func(s *session) (int, error) {
+						n := inside.Add(1)
+						for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+						}
+						runtime.Gosched()
+						inside.Add(-1)
+						return s.id, nil
+					}})
+				if _, err := f.Wait(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	testwait.Group(t, &wg, "the callers")
+	if m := most.Load(); m > states || m < 1 {
+		t.Fatalf("%d goroutines were inside device calls at once with %d states", m, states)
+	}
+	if s := x.Stats().Op(offload.OpSign); s.Completed != callers*50 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 

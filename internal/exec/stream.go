@@ -15,8 +15,8 @@ type PinSpec[S any] struct {
 	Kind  offload.Op // what the stream counts as in Stats
 	Probe bool       // as Op.Probe, for the stream's steps
 	// Cleanup, if not nil, runs on the pinned worker (under the Gate) once
-	// the stream is over, before the worker goes back to the pool: it ends
-	// whatever the steps left open on the state.
+	// the stream is over, before the worker and its state go back to the
+	// pool: it ends whatever the steps left open on the state.
 	Cleanup func(s S)
 	// Finished is the error later steps fail with after a Last step
 	// succeeded.
@@ -31,8 +31,9 @@ var (
 )
 
 // A Stream is one worker pinned to a sequence of steps, which run on its
-// state in the order they were sent. It holds one in-flight slot and one
-// worker from Pin until it is over; it is counted as one request of its
+// state in the order they were sent. It holds one in-flight slot, one
+// worker and one state from Pin until it is over (a caller's inline request
+// never takes a pinned state); it is counted as one request of its
 // Kind. A stream is over after a Last step succeeds, after any step fails
 // or is given up (its context ended: the device's state is then unknown),
 // after End, and when the executor closes; later steps fail with the error
@@ -190,9 +191,11 @@ func (st *Stream[S]) next() (stepper[S], bool) {
 	return sp, true
 }
 
-// run serves the stream on the worker that owns s until it is over.
-func (st *Stream[S]) run(s S) {
+// run serves the stream on the worker that took it, with one state held
+// until the stream is over.
+func (st *Stream[S]) run() {
 	x := st.x
+	s := x.hold()
 	for {
 		if x.closed.Load() {
 			st.End(offload.ErrClosed)
@@ -214,6 +217,7 @@ func (st *Stream[S]) run(s S) {
 	if st.spec.Cleanup != nil {
 		guard(x, s, func(s S) (struct{}, error) { st.spec.Cleanup(s); return struct{}{}, nil })
 	}
+	x.unhold(s)
 	st.settle()
 }
 

@@ -34,7 +34,8 @@ type Engine struct {
 	info  offload.Info
 	mechs map[uint]pkcs11.MechanismInfo
 
-	// x runs every operation on the engine's workers, one per session.
+	// x runs every operation on a session: on the engine's workers, one
+	// per session, or on a blocking caller's goroutine when one is free.
 	x *exec.Executor[*worker]
 	// closed is set when Close begins, for the checks operations make
 	// before they are submitted; the executor refuses them after it too.
@@ -69,8 +70,9 @@ var (
 	_ offload.Generator = (*Engine)(nil)
 )
 
-// worker is what an operation runs with: the module and the worker's own session.
-// Only the worker's goroutine touches it.
+// worker is what an operation runs with: the module and one session. The
+// executor hands it to one goroutine at a time (a worker, or a blocking
+// caller that found it free), so no two goroutines touch it at once.
 type worker struct {
 	i      int // index in Engine.sessions
 	p      *pkcs11.Ctx
@@ -94,7 +96,9 @@ type session struct {
 // session. A token that does not match is an error wrapping
 // offload.ErrNotFound; a PIN the token refuses, one wrapping offload.ErrAuth
 // (the PIN is tried once, never again). Open runs on the caller's goroutine;
-// every operation after it runs on the engine's workers.
+// every operation after it runs on one of the sessions, on a worker or, for
+// a blocking request that finds one free, on its caller's goroutine (see
+// the package doc).
 func Open(ctx context.Context, c Config) (*Engine, error) {
 	c, err := c.withDefaults()
 	if err != nil {
@@ -335,11 +339,12 @@ func (e *Engine) Info() offload.Info {
 func (e *Engine) Stats() offload.Snapshot { return e.x.Stats() }
 
 // Close fails queued operations with ErrClosed, waits for the ones the token
-// is working on, logs out (when no other engine in the process is logged in
-// to the token), closes the sessions and finalises the module when this is
-// its last engine. Open and Close are the only methods that call the module
-// on the caller's goroutine. Calls after the first return the first one's
-// error.
+// is working on (on workers and on blocking callers' goroutines), logs out
+// (when no other engine in the process is logged in to the token), closes
+// the sessions and finalises the module when this is its last engine. Open
+// and Close call the module on the caller's goroutine outside the
+// sessions' bound; every other call holds a session. Calls after the first
+// return the first one's error.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)

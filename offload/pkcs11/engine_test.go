@@ -823,9 +823,10 @@ func TestOpenByURI(t *testing.T) {
 	}
 }
 
-// TestThreadsWithManyCallers checks the point of running cgo on the
-// engine's workers: thousands of waiting callers cost goroutines, not OS
-// threads.
+// TestThreadsWithManyCallers checks the point of bounding the goroutines
+// inside the module by the sessions: thousands of waiting callers cost
+// goroutines, not OS threads, whether they hand their requests to the
+// workers or ask to run them on their own goroutines (Call.Inline).
 func TestThreadsWithManyCallers(t *testing.T) {
 	e := openEngine(t, 2)
 	k, err := e.GenerateKey(context.Background(), offload.KeyECDSAP256, 0)
@@ -834,28 +835,32 @@ func TestThreadsWithManyCallers(t *testing.T) {
 	}
 	digest := hashOf(crypto.SHA256, []byte("threads"))
 	threads := pprof.Lookup("threadcreate")
-	before := threads.Count()
-	const callers = 2000
-	var wg sync.WaitGroup
-	errs := make(chan error, callers)
-	for range callers {
-		wg.Go(func() {
-			_, err := e.Sign(context.Background(), &offload.SignRequest{Key: k, Digest: digest, Opts: crypto.SHA256}).Wait(context.Background())
-			if err != nil {
-				errs <- err
+	for _, call := range []offload.Call{{}, {Inline: true}} {
+		t.Run(fmt.Sprintf("inline=%v", call.Inline), func(t *testing.T) {
+			before := threads.Count()
+			const callers = 2000
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			for range callers {
+				wg.Go(func() {
+					_, err := e.Sign(context.Background(), &offload.SignRequest{Call: call, Key: k, Digest: digest, Opts: crypto.SHA256}).Wait(context.Background())
+					if err != nil {
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			made := threads.Count() - before
+			limit := runtime.GOMAXPROCS(0) + 2 + 16
+			t.Logf("%d callers: %d new OS threads (limit %d)", callers, made, limit)
+			if made > limit {
+				t.Fatalf("%d OS threads created for %d callers, want at most %d", made, callers, limit)
 			}
 		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	made := threads.Count() - before
-	limit := runtime.GOMAXPROCS(0) + 2 + 16
-	t.Logf("%d callers: %d new OS threads (limit %d)", callers, made, limit)
-	if made > limit {
-		t.Fatalf("%d OS threads created for %d callers, want at most %d", made, callers, limit)
 	}
 }
 

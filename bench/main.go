@@ -22,6 +22,11 @@
 //     had while it ran; latency quantiles; and the OS threads offcrypt and
 //     crypto11 each create for 10,000 concurrent callers (each in a child
 //     process).
+//   - qat (opt-in): QuickAssist, tier 1 (the modelled card): ECDSA P-256
+//     throughput by concurrency against the card's modelled capacity, poll
+//     interval and batching against p50/p99 latency, the poller busy and
+//     idle, and AES-GCM through the threshold wrapper (offload/compose)
+//     against the software engine alone.
 //
 // Usage:
 //
@@ -29,6 +34,7 @@
 //	cd bench && go run . -time 2s -reps 5 -suite sign -only ECDSA
 //	cd bench && go run . -suite delay -delay 1s
 //	cd bench && go run . -suite pkcs11
+//	cd bench && go run . -suite qat
 //	cd bench && go run . -suite sign,delay -sign-callers 1,2,4,8 -chart ../docs/charts
 //
 // With -chart DIR the run also writes SVG charts into DIR: for each engine
@@ -71,12 +77,13 @@ var suites = []struct {
 	{"delay", runDelay},
 	{"pkcs11", runPKCS11},
 	{"tpm", runTPM},
+	{"qat", runQAT},
 }
 
 func main() {
 	cfg := defaultConfig()
 	var suiteList, callers, signCallers, chartDir string
-	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11, tpm")
+	flag.StringVar(&suiteList, "suite", defaultSuites, "comma-separated suites: sign, future, hash, cipher, tls, delay, pkcs11, tpm, qat")
 	flag.DurationVar(&cfg.dur, "time", cfg.dur, "how long each measurement runs")
 	flag.IntVar(&cfg.reps, "reps", cfg.reps, "how many times each set of measurements alternates")
 	flag.StringVar(&cfg.only, "only", "", "sign suite: run only algorithms whose name contains this")
@@ -165,7 +172,7 @@ func parseSuites(s string) ([]string, error) {
 			continue
 		}
 		if !knownSuite(name) {
-			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11, tpm)", name)
+			return nil, fmt.Errorf("unknown suite %q (want some of sign, future, hash, cipher, tls, delay, pkcs11, tpm, qat)", name)
 		}
 		out = append(out, name)
 	}

@@ -78,6 +78,37 @@ func TestDelay(t *testing.T) {
 	}
 }
 
+// TestQAT runs the QuickAssist suite briefly: each of its four tables
+// must be printed with its rows (every case checks its first result
+// against the standard library before timing), and every figure labelled
+// as modelled.
+func TestQAT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the modelled card")
+	}
+	var out bytes.Buffer
+	if err := run(&out, quick("qat")); err != nil {
+		t.Fatal(err)
+	}
+	o := out.String()
+	for _, want := range []string{
+		"| 1 | ", "| 128 | ",
+		"| 5µs | off | 1 |", "| 20µs | 8 (20µs) | 64 |", "| 20µs | 32 (20µs) | 64 |",
+		"| idle for 40ms | 0 | 0 |",
+		"| 64 B | 1 |", "| 2 KiB | 1 |", "| 16 KiB | 1 |",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
+		}
+	}
+	if n := strings.Count(o, "\n|---"); n != 4 {
+		t.Errorf("want four tables, found %d:\n%s", n, o)
+	}
+	if n := strings.Count(o, "### "); n != strings.Count(o, "tier 1, modelled)") {
+		t.Errorf("a QuickAssist table's title does not say its figures are modelled:\n%s", o)
+	}
+}
+
 // TestPKCS11 runs the pkcs11 suite against SoftHSM2 with 1 and 8 callers
 // and no thread measurement. Without SoftHSM2 it skips, except in CI.
 func TestPKCS11(t *testing.T) {

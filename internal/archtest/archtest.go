@@ -16,8 +16,9 @@
 //     receives engines from its caller, so its code imports no engine and no
 //     adapter; it applies the fault-injecting wrapper from outside. Its own
 //     tests run it on an engine.
-//   - wrapper: offload/inject, which takes engines and returns engines. Its
-//     code imports the contract only; its tests wrap real engines.
+//   - wrapper: offload/inject and offload/compose, which take engines and
+//     return engines. Their code imports the contract and internal/
+//     packages, never an engine; their tests wrap real engines.
 //   - engine: offload/soft, offload/pkcs11, offload/tpm, offload/qat and
 //     their subpackages. An engine, its tests included, imports the
 //     contract, internal/ packages and its own subpackages; its tests may
@@ -89,9 +90,9 @@ type Edge struct{ From, To string }
 type Policy struct {
 	// Module is the module's path; imports under it are the module's own.
 	Module string
-	// Engines and Adapters list the packages of those classes, relative to
-	// the module; a package under one belongs to it.
-	Engines, Adapters []string
+	// Engines, Wrappers and Adapters list the packages of those classes,
+	// relative to the module; a package under one belongs to it.
+	Engines, Wrappers, Adapters []string
 	// CgoModules are paths outside the module whose packages use cgo, with
 	// the engines allowed to import them.
 	CgoModules map[string][]string
@@ -106,6 +107,7 @@ type Policy struct {
 var Rules = Policy{
 	Module:   "github.com/offcrypt/offcrypt",
 	Engines:  []string{"offload/soft", "offload/pkcs11", "offload/tpm", "offload/qat"},
+	Wrappers: []string{"offload/inject", "offload/compose"},
 	Adapters: []string{"signer", "hasher", "cipher", "rng", "tlsconfig"},
 	CgoModules: map[string][]string{
 		"github.com/miekg/pkcs11": {"offload/pkcs11"},
@@ -154,8 +156,6 @@ func (p *Policy) classify(rel string) node {
 		return node{contract, ""}
 	case under(rel, "offload/conformance"):
 		return node{suite, ""}
-	case under(rel, "offload/inject"):
-		return node{wrapper, ""}
 	case under(rel, "internal"):
 		return node{internal, ""}
 	case under(rel, "cmd"):
@@ -165,6 +165,11 @@ func (p *Policy) classify(rel string) node {
 	for _, e := range p.Engines {
 		if under(rel, e) {
 			return node{engine, e}
+		}
+	}
+	for _, w := range p.Wrappers {
+		if under(rel, w) {
+			return node{wrapper, ""}
 		}
 	}
 	for _, a := range p.Adapters {

@@ -30,7 +30,8 @@ func TestCheck(t *testing.T) {
 			{Path: m("offload/pkcs11"), Imports: append(ms("offload", "offload/pkcs11/internal/wire"), "github.com/miekg/pkcs11"), CgoFiles: []string{"sym.go"}},
 			{Path: m("offload/pkcs11/internal/wire"), Imports: ms("offload")},
 			{Path: m("offload/conformance"), Imports: ms("offload", "offload/inject", "internal/leakcheck"), TestImports: ms("offload/soft")},
-			{Path: m("offload/inject"), Imports: ms("offload"), XTestImports: ms("offload/soft", "offload/conformance")},
+			{Path: m("offload/inject"), Imports: ms("offload", "internal/facet"), XTestImports: ms("offload/soft", "offload/conformance")},
+			{Path: m("offload/compose"), Imports: ms("offload", "internal/facet"), XTestImports: ms("offload/soft", "offload/qat", "offload/conformance")},
 			{Path: m("internal/exec"), Imports: ms("offload"), TestImports: ms("internal/leakcheck")},
 			{Path: m("hasher"), Imports: ms("offload", "internal/exec"), XTestImports: ms("hasher", "signer", "offload/soft", "offload/inject")},
 			{Path: m("tlsconfig"), Imports: ms("offload"), TestImports: ms("signer", "rng", "offload/soft", "internal/localca")},
@@ -62,6 +63,12 @@ func TestCheck(t *testing.T) {
 		{"the wrapper imports an engine", []Package{
 			{Path: m("offload/inject"), Imports: ms("offload/soft")},
 		}, []string{"offload/inject -> offload/soft (library code): the engine wrapper imports an engine"}},
+		{"the composing wrapper imports an engine", []Package{
+			{Path: m("offload/compose"), Imports: ms("offload/qat")},
+		}, []string{"offload/compose -> offload/qat (library code): the engine wrapper imports an engine"}},
+		{"an engine imports the composing wrapper", []Package{
+			{Path: m("offload/soft"), Imports: ms("offload/compose")},
+		}, []string{"offload/soft -> offload/compose (library code): an engine imports the engine wrapper"}},
 		{"an engine imports another", []Package{
 			{Path: m("offload/pkcs11"), Imports: ms("offload/soft")},
 		}, []string{"offload/pkcs11 -> offload/soft (library code): an engine imports another"}},

@@ -751,6 +751,17 @@ func (j *job[S, T]) deliver(v T, err error) {
 func (j *job[S, T]) delay(v T, err error) {
 	x := j.x
 	x.parkedMu.Lock()
+	if x.closed.Load() {
+		// Close has begun and may have gathered the parked requests
+		// already: one parked now would hold Close for the whole delay.
+		// It fails as Close fails what it finds parked.
+		x.parkedMu.Unlock()
+		if err == nil && j.o.Release != nil {
+			j.o.Release(v)
+		}
+		j.abort(offload.ErrClosed)
+		return
+	}
 	j.held, j.heldErr = v, err
 	j.timer = time.AfterFunc(j.out.Delay, func() {
 		if x.unparkTask(j) {

@@ -391,6 +391,39 @@ func TestCloseFailsDelayed(t *testing.T) {
 	leaks()
 }
 
+// TestCloseFailsLateDelayed: a result whose delivery, held back by an
+// injected delay, comes from the device after Close has gathered the
+// parked requests fails with ErrClosed at once (its result released)
+// instead of holding Close for the whole delay.
+func TestCloseFailsLateDelayed(t *testing.T) {
+	leaks := leakcheck.Check(t)
+	p := New(Config[struct{}]{Name: "test", Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Delay: time.Hour})})
+	dones := make(chan func(int, error), 1)
+	released := make(chan int, 1)
+	f := Submit(p, context.Background(), Op[struct{}, int]{
+		Kind:    offload.OpDecrypt,
+		Start:   func(_ bool, done func(int, error)) error { dones <- done; return nil },
+		Release: func(v int) { released <- v },
+	})
+	done := testwait.Recv(t, dones, "the submission")
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	testwait.Until(t, "Close to begin", p.Closed)
+	// Close then gathers what is parked, which this request is not yet, and
+	// waits for it; the pause lets it get there before the device answers
+	// (should it not, the request is gathered instead, and fails the same).
+	time.Sleep(20 * time.Millisecond)
+	done(42, nil)
+	testwait.Recv(t, closed, "Close with a late delayed result")
+	if _, err := f.Poll(); !errors.Is(err, offload.ErrClosed) {
+		t.Errorf("late delayed result after Close: %v", err)
+	}
+	if v := testwait.Recv(t, released, "the released result"); v != 42 {
+		t.Errorf("released %d", v)
+	}
+	leaks()
+}
+
 func TestNotReadyRequeues(t *testing.T) {
 	p := newPool(t, Config[struct{}]{Workers: 1, MaxInFlight: 2, Inject: fixed(Outcome{Spins: 3})})
 	gate := make(chan struct{})

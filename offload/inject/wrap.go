@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/facet"
 	"github.com/offcrypt/offcrypt/internal/fault"
 	"github.com/offcrypt/offcrypt/offload"
 )
@@ -63,67 +64,32 @@ func Wrap(eng offload.Engine, o Options) (offload.Engine, error) {
 		MaxInFlight: info.MaxInFlight,
 		Inject:      fault.New(o),
 	})
-	_, im := eng.(offload.Importer)
-	_, gen := eng.(offload.Generator)
-	_, hs := eng.(offload.HashSessioner)
-	i, g, h := (*importer)(e), (*generator)(e), (*sessioner)(e)
-	switch {
-	case im && gen && hs:
-		e.self = struct {
-			*Engine
-			*importer
-			*generator
-			*sessioner
-		}{e, i, g, h}
-	case im && gen:
-		e.self = struct {
-			*Engine
-			*importer
-			*generator
-		}{e, i, g}
-	case im && hs:
-		e.self = struct {
-			*Engine
-			*importer
-			*sessioner
-		}{e, i, h}
-	case gen && hs:
-		e.self = struct {
-			*Engine
-			*generator
-			*sessioner
-		}{e, g, h}
-	case im:
-		e.self = struct {
-			*Engine
-			*importer
-		}{e, i}
-	case gen:
-		e.self = struct {
-			*Engine
-			*generator
-		}{e, g}
-	case hs:
-		e.self = struct {
-			*Engine
-			*sessioner
-		}{e, h}
-	default:
-		e.self = e
+	var (
+		im  offload.Importer
+		gen offload.Generator
+		hs  offload.HashSessioner
+	)
+	if _, ok := eng.(offload.Importer); ok {
+		im = (*importer)(e)
 	}
+	if _, ok := eng.(offload.Generator); ok {
+		gen = (*generator)(e)
+	}
+	if _, ok := eng.(offload.HashSessioner); ok {
+		hs = (*sessioner)(e)
+	}
+	e.self = facet.With(e, im, gen, hs)
 	return e.self, nil
 }
 
 // Unwrap returns the engine under a wrapper Wrap returned, or nil when eng
 // is not one.
 func Unwrap(eng offload.Engine) offload.Engine {
-	if w, ok := eng.(interface{ wrapped() *Engine }); ok {
-		return w.wrapped().inner
+	if w, ok := facet.Base(eng).(*Engine); ok {
+		return w.inner
 	}
 	return nil
 }
-
-func (e *Engine) wrapped() *Engine { return e }
 
 // Info returns the inner engine's Info, named "inject(<inner name>)".
 func (e *Engine) Info() offload.Info {

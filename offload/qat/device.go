@@ -155,6 +155,14 @@ type symOp struct {
 	final       bool
 }
 
+// symReq is one symmetric request for perform: an op on a session, and the
+// function its completion calls.
+type symReq struct {
+	s    session
+	op   symOp
+	done func(out []byte, err error)
+}
+
 // session is an instance's handle on a symmetric session.
 type session any
 
@@ -169,9 +177,13 @@ type instance interface {
 	ecdsaSign(c elliptic.Curve, d, k, z []byte, done func(rs []byte, err error)) error
 	newSession(s sessionSetup) (session, error)
 	removeSession(s session)
-	// perform submits one request on a session. Requests on one session
+	// perform submits requests on sessions in one call, as CPA's data
+	// plane enqueues several and rings the device's doorbell once. It puts
+	// a prefix of reqs on the ring and returns its length, with the
+	// refusal of the first request it did not take (StatusRetry when the
+	// ring filled), or nil when it took them all. Requests on one session
 	// complete in the order they were submitted.
-	perform(s session, op symOp, done func(out []byte, err error)) error
+	perform(reqs []symReq) (int, error)
 	// poll reaps the completed requests, running their done functions on
 	// the calling goroutine, and returns how many it reaped.
 	poll() int

@@ -34,6 +34,12 @@
 // Config.PollInterval while something is, and at once when the outstanding
 // requests reach Config.PollThreshold.
 //
+// With Config.Batch above 1, AES-GCM requests are gathered per instance and
+// submitted several in one device call, as CPA's data plane enqueues
+// requests and rings the doorbell once: a batch goes when it is full or
+// when its first request has waited Config.BatchWait. Batching trades a
+// little latency for fewer device calls; bench/ measures both.
+//
 // Above the device, in the shared encoders: EMSA-PKCS1-v1_5 and EMSA-PSS
 // encoding, constant-time OAEP and PKCS #1 v1.5 unpadding, ECDSA digest
 // truncation, hedged RFC 6979 nonces (a new nonce when the multiplication
@@ -48,6 +54,11 @@
 // hasher.NewSession uses; the state cannot leave the device). Ed25519 and random numbers are
 // not claimed (qatlib has no random number generator); Info says so. Keys
 // are imported or generated in host memory.
+//
+// A card pays a round trip per request, which small symmetric requests do
+// not repay: offload/compose puts the engine beside a software engine, with
+// work under a size threshold (and what the card cannot do) kept in
+// software, and an opt-in fallback when the card fails.
 //
 // # Errors
 //

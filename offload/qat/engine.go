@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/offcrypt/offcrypt/internal/exec"
+	"github.com/offcrypt/offcrypt/internal/optcheck"
 	"github.com/offcrypt/offcrypt/offload"
 )
 
@@ -23,6 +24,7 @@ const (
 	DefaultRetries       = 64
 	DefaultMaxBackoff    = time.Millisecond
 	DefaultMaxInline     = 64 << 10
+	DefaultBatchWait     = 20 * time.Microsecond
 )
 
 // Config configures an Engine. The zero value runs on a default Model with
@@ -47,6 +49,15 @@ type Config struct {
 	MaxBackoff time.Duration
 	// MaxInline caps one request's payload in bytes; 0 means 64 KiB.
 	MaxInline int
+	// Batch, when above 1, gathers AES-GCM requests per instance and
+	// submits up to Batch of them in one device call (CPA's data plane:
+	// several enqueued, one doorbell). A request waits at most BatchWait
+	// for its batch to fill; 0 means DefaultBatchWait. A Batch above an
+	// instance's symmetric ring is cut to the ring's size. Signatures,
+	// decryptions and hash packets are submitted one at a time, as CPA
+	// takes them.
+	Batch     int
+	BatchWait time.Duration
 }
 
 // An Engine drives a QuickAssist device on the shared executor: requests
@@ -76,9 +87,10 @@ var (
 
 // inst is one instance and its poller.
 type inst struct {
-	dev  instance
-	info instanceInfo
-	p    *poller
+	dev   instance
+	info  instanceInfo
+	p     *poller
+	batch *batcher // GCM requests waiting to be submitted together (Config.Batch)
 }
 
 // Open starts an engine on the device cfg names: it starts one poller per
@@ -90,8 +102,18 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("qat: %w", err)
 	}
-	if cfg.PollInterval < 0 || cfg.PollThreshold < 0 || cfg.Retries < 0 || cfg.MaxBackoff < 0 || cfg.MaxInline < 0 {
-		return nil, fmt.Errorf("qat: %w: negative option", offload.ErrInvalid)
+	if err := optcheck.Check(Name,
+		optcheck.Duration("Config.PollInterval", cfg.PollInterval),
+		optcheck.Int("Config.PollThreshold", cfg.PollThreshold),
+		optcheck.Int("Config.Retries", cfg.Retries),
+		optcheck.Duration("Config.MaxBackoff", cfg.MaxBackoff),
+		optcheck.Int("Config.MaxInline", cfg.MaxInline),
+		optcheck.Int("Config.Batch", cfg.Batch),
+		optcheck.Duration("Config.BatchWait", cfg.BatchWait)); err != nil {
+		return nil, err
+	}
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = DefaultBatchWait
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
@@ -114,10 +136,18 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	gen := Gen4
 	for _, d := range e.dev.instances() {
 		in := &inst{dev: d, info: d.info(), p: newPoller(d, cfg.PollInterval, cfg.PollThreshold)}
+		in.batch = &batcher{e: e, in: in}
 		asymSlots += in.info.asymRing
 		symSlots += in.info.symRing
 		gen = min(gen, in.info.gen)
 		e.insts = append(e.insts, in)
+	}
+	if cfg.Batch > 1 {
+		// A batch fills only with requests admitted together: never more
+		// than an instance's ring holds.
+		for _, in := range e.insts {
+			e.cfg.Batch = min(e.cfg.Batch, in.info.symRing)
+		}
 	}
 	e.asym = exec.New(exec.Config[struct{}]{Name: Name, MaxInFlight: asymSlots, Resubmit: cfg.Retries})
 	e.sym = exec.New(exec.Config[struct{}]{Name: Name, MaxInFlight: symSlots, Resubmit: cfg.Retries})
@@ -161,12 +191,16 @@ func (e *Engine) Stats() offload.Snapshot {
 	return s
 }
 
-// Close fails what has not been submitted with offload.ErrClosed, waits for
-// every request on the device to complete (the pollers keep reaping them),
-// then stops the pollers and closes the device. It always returns nil;
+// Close submits the GCM requests waiting in batches at once, fails what
+// has not been submitted with offload.ErrClosed, waits for every request on
+// the device to complete (the pollers keep reaping them), then stops the
+// pollers and closes the device. It always returns nil;
 // calls after the first do nothing more.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
+		for _, in := range e.insts {
+			in.batch.close()
+		}
 		e.asym.Close()
 		e.sym.Close()
 		for _, in := range e.insts {
@@ -198,7 +232,7 @@ func place[T any](e *Engine, insts []*inst, submit func(in *inst, done func(T, e
 	var err error
 	for i := range insts {
 		in := insts[(start+i)%len(insts)]
-		in.p.add()
+		in.p.add(1)
 		err = submit(in, func(v T, err error) {
 			in.p.sub()
 			done(v, err)
@@ -211,6 +245,12 @@ func place[T any](e *Engine, insts []*inst, submit func(in *inst, done func(T, e
 			return err
 		}
 	}
+	return err
+}
+
+// submitOne submits one symmetric request on i.
+func submitOne(i *inst, s session, op symOp, done func([]byte, error)) error {
+	_, err := i.dev.perform([]symReq{{s: s, op: op, done: done}})
 	return err
 }
 
@@ -274,10 +314,11 @@ func newPoller(in instance, interval time.Duration, threshold int) *poller {
 	return p
 }
 
-// add counts a request about to be submitted, waking the poller when it
+// add counts k requests about to be submitted, waking the poller when it
 // was parked or the threshold is reached.
-func (p *poller) add() {
-	if n := p.outstanding.Add(1); n == 1 || n == p.threshold {
+func (p *poller) add(k int) {
+	n := p.outstanding.Add(int64(k))
+	if old := n - int64(k); old == 0 || old < p.threshold && n >= p.threshold {
 		select {
 		case p.wake <- struct{}{}:
 		default:
@@ -287,6 +328,9 @@ func (p *poller) add() {
 
 // sub counts a request completed or refused.
 func (p *poller) sub() { p.outstanding.Add(-1) }
+
+// subN counts k requests refused.
+func (p *poller) subN(k int) { p.outstanding.Add(-int64(k)) }
 
 func (p *poller) run() {
 	defer close(p.done)

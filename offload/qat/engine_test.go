@@ -288,3 +288,29 @@ func TestPollerParks(t *testing.T) {
 }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// TestImportCopiesKey: the engine keeps its own copy of an ECDSA scalar
+// (the caller's Bytes may be the key's cached scalar itself), so clearing
+// the caller's leaves the engine's key signing.
+func TestImportCopiesKey(t *testing.T) {
+	e, err := Open(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := e.ImportKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := priv.Bytes()
+	clear(d)
+	digest := sha256.Sum256([]byte("engine's copy"))
+	sig, err := e.Sign(context.Background(), &offload.SignRequest{Key: key, Digest: digest[:], Opts: crypto.SHA256}).Wait(context.Background())
+	if err != nil || !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
+		t.Fatalf("the engine's key shares the caller's scalar: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package qat
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -69,7 +70,10 @@ func (e *Engine) ImportKey(priv any) (*offload.Key, error) {
 			return nil, fmt.Errorf("qat: %w: %v", offload.ErrInvalid, err)
 		}
 		pub := k.PublicKey
-		return offload.NewKey(e, typ, bits, &pub, &ecdsaHandle{curve: k.Curve, d: d}), nil
+		// Bytes may return the caller's key's own cached scalar: the
+		// engine keeps a copy, so nothing the caller does to its key
+		// reaches it.
+		return offload.NewKey(e, typ, bits, &pub, &ecdsaHandle{curve: k.Curve, d: bytes.Clone(d)}), nil
 	case []byte:
 		switch len(k) {
 		case 16, 24, 32:

@@ -98,6 +98,7 @@ type Model struct {
 	work  chan *mreq
 	wg    sync.WaitGroup
 	polls atomic.Uint64
+	calls atomic.Uint64 // submission calls (doorbells)
 	once  sync.Once
 
 	mu         sync.Mutex
@@ -155,6 +156,11 @@ func (m *Model) Config() ModelConfig { return m.cfg }
 // Polls returns how many times the model's instances have been polled.
 // It stops growing while no poller runs: a parked poller costs nothing.
 func (m *Model) Polls() uint64 { return m.polls.Load() }
+
+// Submissions returns how many submission calls the model has taken (one
+// per call, however many requests it carried: a doorbell each), refused
+// ones included.
+func (m *Model) Submissions() uint64 { return m.calls.Load() }
 
 // FailSubmissions makes every submission answer st (StatusRetry for rings
 // that stay full, StatusFail, StatusFatal, ...) until it is called again
@@ -273,11 +279,14 @@ func (m *Model) perOp(rate float64) time.Duration {
 
 // mreq is one request on a model instance.
 type mreq struct {
-	inst *modelInstance
-	asym bool
-	run  func() ([]byte, error)
-	done func([]byte, error)
-	due  time.Time
+	inst  *modelInstance
+	asym  bool
+	ecdsa bool          // multiplication failures apply
+	rsa   bool          // corrupted results apply
+	cost  time.Duration // of one compute engine's time
+	run   func() ([]byte, error)
+	done  func([]byte, error)
+	due   time.Time
 
 	// Under inst.mu:
 	out      []byte
@@ -302,34 +311,67 @@ func (in *modelInstance) info() instanceInfo {
 }
 
 // submit puts r on its ring, or answers why it cannot.
-func (in *modelInstance) submit(r *mreq, cost time.Duration, ecdsa, rsa bool) error {
+func (in *modelInstance) submit(r *mreq) error {
+	_, err := in.submitAll([]*mreq{r})
+	return err
+}
+
+// submitAll puts a prefix of rs on the rings in one call, as far as they
+// have room, and returns its length and the refusal of the next one.
+func (in *modelInstance) submitAll(rs []*mreq) (int, error) {
 	m := in.m
+	m.calls.Add(1)
 	m.mu.Lock()
 	switch {
 	case m.submitErr != nil:
 		err := m.submitErr
 		m.mu.Unlock()
-		return err
+		return 0, err
 	case m.restarting:
 		m.mu.Unlock()
-		return StatusRestarting
+		return 0, StatusRestarting
 	}
+	now := time.Now()
 	in.mu.Lock()
-	if r.asym && in.asym == m.cfg.AsymRing || !r.asym && in.sym == m.cfg.SymRing {
-		in.mu.Unlock()
-		m.mu.Unlock()
-		return StatusRetry
+	n := 0
+	var err error
+	for _, r := range rs {
+		if r.asym && in.asym == m.cfg.AsymRing || !r.asym && in.sym == m.cfg.SymRing {
+			err = StatusRetry
+			break
+		}
+		m.inject(r)
+		r.inst = in
+		r.due = m.service(now, r.cost)
+		if r.asym {
+			in.asym++
+		} else {
+			in.sym++
+		}
+		in.flight = append(in.flight, r)
+		n++
 	}
+	in.mu.Unlock()
+	m.mu.Unlock()
+	for _, r := range rs[:n] {
+		m.work <- r // never blocks: the channel holds every ring's requests
+	}
+	return n, err
+}
+
+// inject applies the faults set for the next requests to r. Called with
+// m.mu held.
+func (m *Model) inject(r *mreq) {
 	if m.failNext > 0 {
 		m.failNext--
 		r.failed = StatusFail
 	}
 	run := r.run
 	switch {
-	case ecdsa && m.multFail > 0:
+	case r.ecdsa && m.multFail > 0:
 		m.multFail--
 		r.run = func() ([]byte, error) { return nil, ErrMultiplyFailed }
-	case rsa && m.corrupt > 0:
+	case r.rsa && m.corrupt > 0:
 		m.corrupt--
 		r.run = func() ([]byte, error) {
 			out, err := run()
@@ -339,18 +381,6 @@ func (in *modelInstance) submit(r *mreq, cost time.Duration, ecdsa, rsa bool) er
 			return out, err
 		}
 	}
-	r.inst = in
-	r.due = m.service(time.Now(), cost)
-	if r.asym {
-		in.asym++
-	} else {
-		in.sym++
-	}
-	in.flight = append(in.flight, r)
-	in.mu.Unlock()
-	m.mu.Unlock()
-	m.work <- r // never blocks: the channel holds every ring's requests
-	return nil
 }
 
 func (in *modelInstance) poll() int {
@@ -402,7 +432,7 @@ func (in *modelInstance) rsaDecrypt(key *rsaCRT, c []byte, done func([]byte, err
 	k := (bits + 7) / 8
 	x := new(big.Int).SetBytes(c)
 	rate := in.m.cfg.Rates.RSA2048 * (2048 / float64(bits)) * (2048 / float64(bits)) * (2048 / float64(bits))
-	r := &mreq{asym: true, done: done, run: func() ([]byte, error) {
+	r := &mreq{asym: true, rsa: true, cost: in.m.perOp(rate), done: done, run: func() ([]byte, error) {
 		// Garner's recombination: m = m2 + q·(qInv·(m1 − m2) mod p).
 		m1 := new(big.Int).Exp(x, key.dp, key.p)
 		m2 := new(big.Int).Exp(x, key.dq, key.q)
@@ -411,7 +441,7 @@ func (in *modelInstance) rsaDecrypt(key *rsaCRT, c []byte, done func([]byte, err
 		h.Mul(h, key.q).Add(h, m2)
 		return h.FillBytes(make([]byte, k)), nil
 	}}
-	return in.submit(r, in.m.perOp(rate), false, true)
+	return in.submit(r)
 }
 
 func (in *modelInstance) ecdsaSign(c elliptic.Curve, d, k, z []byte, done func([]byte, error)) error {
@@ -425,7 +455,7 @@ func (in *modelInstance) ecdsaSign(c elliptic.Curve, d, k, z []byte, done func([
 	}
 	n := c.Params().N
 	size := (n.BitLen() + 7) / 8
-	r := &mreq{asym: true, done: done, run: func() ([]byte, error) {
+	r := &mreq{asym: true, ecdsa: true, cost: in.m.perOp(rate), done: done, run: func() ([]byte, error) {
 		kk := new(big.Int).SetBytes(k)
 		x, _ := c.ScalarBaseMult(k)
 		rr := x.Mod(x, n)
@@ -444,7 +474,7 @@ func (in *modelInstance) ecdsaSign(c elliptic.Curve, d, k, z []byte, done func([
 		s.FillBytes(out[size:])
 		return out, nil
 	}}
-	return in.submit(r, in.m.perOp(rate), true, false)
+	return in.submit(r)
 }
 
 // modelSession is a session's memory on the model: the GCM key schedule,
@@ -489,16 +519,42 @@ func (in *modelInstance) newSession(s sessionSetup) (session, error) {
 
 func (in *modelInstance) removeSession(session) {}
 
-func (in *modelInstance) perform(s session, op symOp, done func([]byte, error)) error {
-	ms, ok := s.(*modelSession)
-	if !ok {
-		return StatusInvalidParam
+func (in *modelInstance) perform(reqs []symReq) (int, error) {
+	rs := make([]*mreq, 0, len(reqs))
+	var err error
+	for _, q := range reqs {
+		var r *mreq
+		if r, err = in.prepare(q); err != nil {
+			break
+		}
+		rs = append(rs, r)
 	}
+	n, serr := in.submitAll(rs)
+	if n < len(rs) {
+		err = serr
+	}
+	// Hash packets that never reached the device give up their turns,
+	// the last numbered first.
+	for i := len(rs) - 1; i >= n; i-- {
+		if ms := reqs[i].s.(*modelSession); ms.setup.kind == hashKind {
+			ms.skip()
+		}
+	}
+	return n, err
+}
+
+// prepare makes the model's request for q, or refuses q.
+func (in *modelInstance) prepare(q symReq) (*mreq, error) {
+	ms, ok := q.s.(*modelSession)
+	if !ok {
+		return nil, StatusInvalidParam
+	}
+	op := q.op
 	var run func() ([]byte, error)
 	switch ms.setup.kind {
 	case gcmSeal, gcmOpen:
 		if len(op.aad) != ms.setup.aadLen || len(op.iv) != ms.gcm.NonceSize() {
-			return StatusInvalidParam
+			return nil, StatusInvalidParam
 		}
 		if ms.setup.kind == gcmSeal {
 			run = func() ([]byte, error) { return ms.gcm.Seal(nil, op.iv, op.in, op.aad), nil }
@@ -508,7 +564,7 @@ func (in *modelInstance) perform(s session, op symOp, done func([]byte, error)) 
 	case hashKind:
 		h := ms.setup.hash.New()
 		if !op.final && len(op.in)%h.BlockSize() != 0 {
-			return StatusInvalidParam
+			return nil, StatusInvalidParam
 		}
 		ms.mu.Lock()
 		seq := ms.next
@@ -516,22 +572,13 @@ func (in *modelInstance) perform(s session, op symOp, done func([]byte, error)) 
 		ms.mu.Unlock()
 		run = func() ([]byte, error) { return ms.hashPacket(seq, op) }
 	}
-	r := &mreq{run: run, done: done}
 	cost := time.Duration(float64(in.m.cfg.Rates.Engines) * float64(len(op.in)) / in.m.cfg.Rates.Bulk * float64(time.Second))
-	if err := in.submit(r, cost, false, false); err != nil {
-		if ms.setup.kind == hashKind {
-			// The packet never reached the device: its turn is skipped.
-			ms.skip(r)
-		}
-		return err
-	}
-	return nil
+	return &mreq{run: run, done: q.done, cost: cost}, nil
 }
 
-// skip gives up the sequence number of a packet that was refused. Packets
-// on a session are sent one at a time (the engine waits for each), so the
-// refused one is the last one numbered.
-func (ms *modelSession) skip(*mreq) {
+// skip gives up the sequence number of a packet that was refused: the last
+// one numbered (perform gives up the refused ones from the last).
+func (ms *modelSession) skip() {
 	ms.mu.Lock()
 	ms.next--
 	ms.mu.Unlock()

@@ -207,7 +207,8 @@ func (e *Engine) Decrypt(ctx context.Context, req *offload.DecryptRequest) *offl
 // Cipher seals or opens AES-GCM on a session of the key's for the instance,
 // direction and AAD length. The device takes 96-bit nonces and at most
 // MaxAAD bytes of AAD: other nonce sizes and longer AAD fail with an error
-// wrapping offload.ErrUnsupported. A ciphertext that does not
+// wrapping offload.ErrUnsupported. With Config.Batch above 1 the request
+// joins its instance's batch (see Config.Batch). A ciphertext that does not
 // authenticate, or is shorter than the tag, fails with an error wrapping
 // crypto/cipher's own (internal/gcmauth). CBC and CTR are not claimed.
 func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offload.Future[[]byte] {
@@ -245,16 +246,26 @@ func (e *Engine) Cipher(ctx context.Context, req *offload.CipherRequest) *offloa
 		kind = gcmOpen
 	}
 	sop := symOp{iv: bytes.Clone(req.IV), aad: bytes.Clone(req.AAD), in: bytes.Clone(req.Input)}
-	return exec.Submit(e.sym, ctx, exec.Op[struct{}, []byte]{Kind: op, Call: req.Call, Key: req.Key,
-		Start: starter(e, ctx, e.insts, func(i *inst, done func([]byte, error)) error {
+	start := starter(e, ctx, e.insts, func(i *inst, done func([]byte, error)) error {
+		s, err := k.gcmSession(i, kind, len(sop.aad))
+		if err != nil {
+			return err
+		}
+		return submitOne(i, s, sop, done)
+	})
+	if e.cfg.Batch > 1 {
+		start = func(_ bool, done func([]byte, error)) error {
+			i := e.insts[int(e.next.Add(1))%len(e.insts)]
 			s, err := k.gcmSession(i, kind, len(sop.aad))
 			if err != nil {
 				return err
 			}
-			return i.dev.perform(s, sop, done)
-		}),
-		Release: func(out []byte) { clear(out) },
-	})
+			i.batch.add(batchItem{req: symReq{s: s, op: sop, done: done}, ctx: ctx})
+			return nil
+		}
+	}
+	return exec.Submit(e.sym, ctx, exec.Op[struct{}, []byte]{Kind: op, Call: req.Call, Key: req.Key,
+		Start: start, Release: func(out []byte) { clear(out) }})
 }
 
 // Hash fails with offload.ErrUnsupported: the device keeps a hash's state

@@ -88,7 +88,7 @@ func sendPacket[T any](h *hashSession, ctx context.Context, op symOp, result fun
 	h.busy = true
 	f := exec.Submit(h.e.sym, ctx, exec.Op[struct{}, T]{Kind: offload.OpHash,
 		Start: starter(h.e, ctx, []*inst{h.in}, func(i *inst, done func(T, error)) error {
-			return i.dev.perform(h.s, op, func(out []byte, err error) {
+			return submitOne(i, h.s, op, func(out []byte, err error) {
 				h.mu.Lock()
 				h.busy = false
 				if err != nil || op.final {

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +453,36 @@ func TestSignConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestImportLeavesKey: importing an ECDSA key leaves the caller's memory
+// as it was (the key's Bytes may be its own cached scalar, which a caller
+// or another engine may hold, and which the engine must not clear), and
+// the engine's copy signs on whatever the caller then does to that scalar.
+func TestImportLeavesKey(t *testing.T) {
+	e, err := New(Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := priv.Bytes()
+	before := slices.Clone(held)
+	key, err := e.ImportKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(held, before) {
+		t.Fatal("ImportKey cleared the scalar the caller holds")
+	}
+	clear(held)
+	digest := sha256.Sum256([]byte("caller's key"))
+	sig, err := e.Sign(context.Background(), &offload.SignRequest{Key: key, Digest: digest[:], Opts: crypto.SHA256}).Wait(context.Background())
+	if err != nil || !ecdsa.VerifyASN1(&priv.PublicKey, digest[:], sig) {
+		t.Fatalf("the engine's key shares the caller's scalar: %v", err)
 	}
 }

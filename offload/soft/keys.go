@@ -1,6 +1,7 @@
 package soft
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -115,10 +116,13 @@ func (e *Engine) importECDSA(k *ecdsa.PrivateKey) (*offload.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("soft: ECDSA key: %w", err)
 	}
+	// Bytes may return the key's own cached scalar, not a copy: clearing
+	// it would break the caller's key (and every engine that took it in).
 	raw, err := k.Bytes()
 	if err != nil {
 		return nil, invalid("ECDSA key: %w", err)
 	}
+	raw = bytes.Clone(raw)
 	cp, err := ecdsa.ParseRawPrivateKey(k.Curve, raw)
 	clear(raw)
 	if err != nil {
